@@ -1,0 +1,15 @@
+//! Sextant's search algorithms: the typed search space and the suggestion engines.
+//!
+//! Everything here is pure: no IO, no clocks, no global randomness. An engine is a function of
+//! (search space, trial history, pending trials, seed, saved state) to (assignments, new state), so a
+//! controller that restarts can ask again and lose nothing. See `ARCHITECTURE.md`.
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod grid;
+pub mod random;
+pub mod sobol;
+pub mod space;
+
+pub use engine::{CompletedTrial, Engine, EngineError, SuggestRequest, Suggestions};
+pub use space::{Distribution, Domain, Parameter, Point, SearchSpace, SpaceError, Value};

@@ -1,0 +1,203 @@
+//! From a Katib algorithm name and its settings to a configured engine.
+
+use sextant_algorithms::Engine;
+use sextant_algorithms::grid::GridEngine;
+use sextant_algorithms::random::RandomEngine;
+use sextant_algorithms::sobol::SobolEngine;
+
+/// Algorithms Sextant serves today, in the order shown to users.
+pub const AVAILABLE_ALGORITHMS: &[&str] = &["random", "grid", "sobol"];
+
+/// Katib algorithm names that Sextant does not serve yet. A spec naming one is refused with a
+/// message that says so, rather than falling back to another engine.
+const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] = &[
+    "bayesianoptimization",
+    "tpe",
+    "multivariate-tpe",
+    "cmaes",
+    "hyperband",
+    "enas",
+    "darts",
+    "pbt",
+];
+
+/// An engine ready to use, with the seed its settings asked for.
+pub struct ConfiguredEngine {
+    /// The engine.
+    pub engine: Box<dyn Engine>,
+    /// `random_state`, when the settings gave one; otherwise the caller derives a seed.
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Debug for ConfiguredEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfiguredEngine")
+            .field("engine", &self.engine.name())
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// Why an algorithm name or setting was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingError {
+    /// The name is not an algorithm at all.
+    #[error("unknown algorithm {name:?}; accepted: {}", AVAILABLE_ALGORITHMS.join(", "))]
+    UnknownAlgorithm {
+        /// What the user wrote.
+        name: String,
+    },
+    /// A Katib algorithm that Sextant has not built yet.
+    #[error(
+        "algorithm {name:?} is a Katib algorithm that Sextant does not provide yet; available now: {}",
+        AVAILABLE_ALGORITHMS.join(", ")
+    )]
+    NotYetBuilt {
+        /// What the user wrote.
+        name: String,
+    },
+    /// A setting this algorithm does not have.
+    #[error("algorithm {algorithm:?} has no setting {name:?}; accepted: {accepted}")]
+    UnknownSetting {
+        /// The algorithm.
+        algorithm: String,
+        /// The setting as written.
+        name: String,
+        /// The accepted setting names, or "none".
+        accepted: String,
+    },
+    /// A setting with a value out of range or of the wrong type.
+    #[error("setting {name:?}={value:?} of algorithm {algorithm:?}: {message}")]
+    BadValue {
+        /// The algorithm.
+        algorithm: String,
+        /// The setting.
+        name: String,
+        /// The value as written.
+        value: String,
+        /// What is accepted.
+        message: String,
+    },
+}
+
+impl SettingError {
+    /// The name of the offending setting, when the error is about one.
+    pub fn setting_name(&self) -> Option<&str> {
+        match self {
+            SettingError::UnknownSetting { name, .. } | SettingError::BadValue { name, .. } => {
+                Some(name)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Builds the engine for `algorithm` with Katib-style `settings` (name, value).
+pub fn configure(
+    algorithm: &str,
+    settings: &[(String, String)],
+) -> Result<ConfiguredEngine, SettingError> {
+    match algorithm {
+        "random" | "sobol" => {
+            let mut seed = None;
+            for (name, value) in settings {
+                match name.as_str() {
+                    "random_state" => seed = Some(parse_seed(algorithm, name, value)?),
+                    _ => {
+                        return Err(SettingError::UnknownSetting {
+                            algorithm: algorithm.to_string(),
+                            name: name.clone(),
+                            accepted: "random_state".to_string(),
+                        });
+                    }
+                }
+            }
+            let engine: Box<dyn Engine> = if algorithm == "random" {
+                Box::new(RandomEngine)
+            } else {
+                Box::new(SobolEngine)
+            };
+            Ok(ConfiguredEngine { engine, seed })
+        }
+        "grid" => {
+            if let Some((name, _)) = settings.first() {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: algorithm.to_string(),
+                    name: name.clone(),
+                    accepted: "none (grid takes no settings)".to_string(),
+                });
+            }
+            Ok(ConfiguredEngine {
+                engine: Box::new(GridEngine),
+                seed: None,
+            })
+        }
+        other if KATIB_ALGORITHMS_NOT_YET_BUILT.contains(&other) => {
+            Err(SettingError::NotYetBuilt {
+                name: other.to_string(),
+            })
+        }
+        other => Err(SettingError::UnknownAlgorithm {
+            name: other.to_string(),
+        }),
+    }
+}
+
+fn parse_seed(algorithm: &str, name: &str, value: &str) -> Result<u64, SettingError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| SettingError::BadValue {
+            algorithm: algorithm.to_string(),
+            name: name.to_string(),
+            value: value.to_string(),
+            message: "expected a non-negative integer seed, e.g. \"42\"".to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn random_takes_random_state() {
+        let configured = configure("random", &settings(&[("random_state", "7")])).unwrap();
+        assert_eq!(configured.engine.name(), "random");
+        assert_eq!(configured.seed, Some(7));
+    }
+
+    #[test]
+    fn bad_seed_names_the_setting_and_the_accepted_form() {
+        let err = configure("sobol", &settings(&[("random_state", "-3")])).unwrap_err();
+        assert_eq!(err.setting_name(), Some("random_state"));
+        assert!(err.to_string().contains("non-negative integer"), "{err}");
+    }
+
+    #[test]
+    fn unknown_setting_lists_the_accepted_ones() {
+        let err = configure("random", &settings(&[("n_initial_points", "5")])).unwrap_err();
+        assert!(err.to_string().contains("accepted: random_state"), "{err}");
+        let err = configure("grid", &settings(&[("random_state", "5")])).unwrap_err();
+        assert!(err.to_string().contains("grid takes no settings"), "{err}");
+    }
+
+    #[test]
+    fn katib_algorithms_not_built_yet_are_refused_by_name() {
+        let err = configure("tpe", &[]).unwrap_err();
+        assert_eq!(err, SettingError::NotYetBuilt { name: "tpe".into() });
+        assert!(err.to_string().contains("does not provide yet"), "{err}");
+    }
+
+    #[test]
+    fn unknown_algorithm_lists_the_available_ones() {
+        let err = configure("annealing", &[]).unwrap_err();
+        assert!(err.to_string().contains("random, grid, sobol"), "{err}");
+    }
+}
