@@ -4,4 +4,8 @@
 //! validated experiment; [`store`] keeps everything in sled; [`controller`] decides what happens next;
 //! [`runtime`] carries the decisions out; [`cli`] is how people drive it.
 
+pub mod cli;
+pub mod controller;
+pub mod runtime;
 pub mod spec;
+pub mod store;

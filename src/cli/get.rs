@@ -1,0 +1,291 @@
+//! `sextant get experiments` and `sextant get trials EXPERIMENT`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::output::{OutputFormat, Table, number, print_structured, write_stdout};
+use super::{CliError, OutputArgs, open_store};
+use crate::controller::policy::{self, TrialCounts};
+use crate::spec::{Direction, ParameterAssignment};
+use crate::store::{ExperimentRecord, Store, TrialRecord, TrialState};
+
+/// `sextant get ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum GetCommand {
+    /// All experiments in the data directory.
+    Experiments(OutputArgs),
+    /// An experiment's trials.
+    Trials {
+        /// The experiment.
+        experiment: String,
+        /// Only trials in this state (Succeeded, Failed, Running, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// An experiment as scripts see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentView {
+    /// Name.
+    pub name: String,
+    /// Created / Running / Succeeded / Failed.
+    pub status: String,
+    /// Katib reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// Algorithm.
+    pub algorithm: String,
+    /// Objective metric.
+    pub objective_metric_name: String,
+    /// minimize / maximize.
+    pub objective_type: String,
+    /// Trials by state.
+    pub trials: CountsView,
+    /// Best trial so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_optimal_trial: Option<BestView>,
+    /// Created.
+    pub created: jiff::Timestamp,
+    /// Completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<jiff::Timestamp>,
+}
+
+/// Trial counts.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CountsView {
+    /// All trials.
+    pub total: usize,
+    /// Pending.
+    pub pending: u32,
+    /// Running.
+    pub running: u32,
+    /// Succeeded.
+    pub succeeded: u32,
+    /// Failed.
+    pub failed: u32,
+    /// MetricsUnavailable.
+    pub metrics_unavailable: u32,
+    /// EarlyStopped.
+    pub early_stopped: u32,
+    /// Killed.
+    pub killed: u32,
+}
+
+/// The best trial.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BestView {
+    /// Trial name.
+    pub best_trial_name: String,
+    /// Objective value.
+    pub objective: f64,
+    /// Its parameters.
+    pub parameter_assignments: Vec<ParameterAssignment>,
+}
+
+impl ExperimentView {
+    /// The view of a stored experiment and its trials.
+    pub fn new(record: &ExperimentRecord, trials: &[TrialRecord]) -> ExperimentView {
+        let objective = record.experiment.spec.objective.clone().unwrap_or_default();
+        let direction = if objective.objective_type == "minimize" {
+            Direction::Minimize
+        } else {
+            Direction::Maximize
+        };
+        let c = TrialCounts::of(trials);
+        ExperimentView {
+            name: record.name.clone(),
+            status: format!("{:?}", record.phase),
+            reason: record.reason.clone(),
+            message: record.message.clone(),
+            algorithm: record
+                .experiment
+                .spec
+                .algorithm
+                .as_ref()
+                .map(|a| a.algorithm_name.clone())
+                .unwrap_or_default(),
+            objective_metric_name: objective.objective_metric_name,
+            objective_type: objective.objective_type,
+            trials: CountsView {
+                total: trials.len(),
+                pending: c.pending,
+                running: c.running,
+                succeeded: c.succeeded,
+                failed: c.failed,
+                metrics_unavailable: c.metrics_unavailable,
+                early_stopped: c.early_stopped,
+                killed: c.killed,
+            },
+            current_optimal_trial: policy::best_trial(direction, trials).map(|b| BestView {
+                best_trial_name: b.name.clone(),
+                objective: b.objective.unwrap_or_default(),
+                parameter_assignments: b.assignments.clone(),
+            }),
+            created: record.created,
+            completed: record.completed,
+        }
+    }
+}
+
+/// Runs `sextant get`.
+pub fn run(command: GetCommand, data_dir: &Path) -> Result<u8, CliError> {
+    let store = open_store(data_dir)?;
+    match command {
+        GetCommand::Experiments(output) => get_experiments(&store, output.format),
+        GetCommand::Trials {
+            experiment,
+            state,
+            output,
+        } => get_trials(&store, &experiment, state.as_deref(), output.format),
+    }
+}
+
+fn get_experiments(store: &Store, format: OutputFormat) -> Result<u8, CliError> {
+    let mut views = Vec::new();
+    for record in store.experiments()? {
+        let trials = store.trials(&record.name)?;
+        views.push(ExperimentView::new(&record, &trials));
+    }
+    if format != OutputFormat::Table {
+        print_structured(format, &views)?;
+        return Ok(0);
+    }
+    let mut table = Table::new([
+        "NAME",
+        "STATUS",
+        "ALGORITHM",
+        "TRIALS",
+        "SUCCEEDED",
+        "FAILED",
+        "BEST",
+        "CREATED",
+    ]);
+    for v in &views {
+        table.row([
+            v.name.clone(),
+            v.status.clone(),
+            v.algorithm.clone(),
+            v.trials.total.to_string(),
+            v.trials.succeeded.to_string(),
+            (v.trials.failed + v.trials.metrics_unavailable).to_string(),
+            v.current_optimal_trial
+                .as_ref()
+                .map(|b| format!("{}={}", v.objective_metric_name, number(b.objective)))
+                .unwrap_or_else(|| "-".into()),
+            v.created.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        ]);
+    }
+    if views.is_empty() {
+        eprintln!("no experiments in {}", store_hint(store));
+    }
+    write_stdout(&table.render())?;
+    Ok(0)
+}
+
+fn store_hint(_store: &Store) -> &'static str {
+    "this data directory (run one with `sextant run FILE`)"
+}
+
+/// Parses a trial state as users type it (case-insensitive).
+pub fn parse_state(text: &str) -> Result<TrialState, CliError> {
+    TrialState::ALL
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(text))
+        .ok_or_else(|| {
+            CliError::input(format!(
+                "--state {text:?}: expected one of {}",
+                TrialState::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Loads an experiment or says which ones exist.
+pub fn load_experiment(store: &Store, name: &str) -> Result<ExperimentRecord, CliError> {
+    store.experiment(name)?.ok_or_else(|| {
+        let known: Vec<String> = store
+            .experiments()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        CliError::input(format!(
+            "no experiment {name:?} in this data directory; known: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+fn get_trials(
+    store: &Store,
+    experiment: &str,
+    state: Option<&str>,
+    format: OutputFormat,
+) -> Result<u8, CliError> {
+    let record = load_experiment(store, experiment)?;
+    let wanted = state.map(parse_state).transpose()?;
+    let trials: Vec<TrialRecord> = store
+        .trials(&record.name)?
+        .into_iter()
+        .filter(|t| wanted.is_none_or(|s| t.state == s))
+        .collect();
+    if format != OutputFormat::Table {
+        print_structured(format, &trials)?;
+        return Ok(0);
+    }
+    let metric = record
+        .experiment
+        .spec
+        .objective
+        .as_ref()
+        .map(|o| o.objective_metric_name.clone())
+        .unwrap_or_default();
+    let params: Vec<String> = record
+        .experiment
+        .spec
+        .parameters
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut header = vec![
+        "NAME".to_string(),
+        "STATUS".to_string(),
+        metric.to_uppercase(),
+    ];
+    header.extend(params.iter().map(|p| p.to_uppercase()));
+    let mut table = Table::new(header);
+    for t in &trials {
+        let mut row = vec![
+            t.name.clone(),
+            t.state.to_string(),
+            t.objective.map(number).unwrap_or_else(|| "-".into()),
+        ];
+        row.extend(params.iter().map(|p| {
+            t.assignments
+                .iter()
+                .find(|a| &a.name == p)
+                .map(|a| a.value.clone())
+                .unwrap_or_default()
+        }));
+        table.row(row);
+    }
+    write_stdout(&table.render())?;
+    Ok(0)
+}

@@ -1,0 +1,552 @@
+//! The control loop: ask the policy, ask the engine, start trials, take in what they report.
+//!
+//! The driver knows a [`TrialRuntime`] only through its trait, so the same loop runs local
+//! processes now and other runtimes later. Everything it learns goes to the store first; it flushes
+//! before it reports a trial as finished, so what the user saw survives a crash.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use sextant_algorithms::{CompletedTrial, Point, SuggestRequest};
+use sextant_suggestion::ConfiguredEngine;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::metrics;
+use super::policy::{self, Completion, Decision, TrialCounts};
+use crate::runtime::{ExitOutcome, RuntimeEvent, TrialRuntime};
+use crate::spec::template::{TrialIdentity, render_trial_spec};
+use crate::spec::{CheckedExperiment, ParameterAssignment};
+use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError, TrialRecord, TrialState};
+
+/// How often progress is reported while nothing else happens.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Katib's trial condition reasons.
+pub mod trial_reason {
+    /// Created.
+    pub const CREATED: &str = "TrialCreated";
+    /// Running.
+    pub const RUNNING: &str = "TrialRunning";
+    /// Succeeded.
+    pub const SUCCEEDED: &str = "TrialSucceeded";
+    /// Failed.
+    pub const FAILED: &str = "TrialFailed";
+    /// Killed.
+    pub const KILLED: &str = "TrialKilled";
+    /// Metrics unavailable.
+    pub const METRICS_UNAVAILABLE: &str = "TrialMetricsUnavailable";
+}
+
+/// Where the run stands, for progress output.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Trials by state.
+    pub counts: TrialCounts,
+    /// The best trial so far.
+    pub best: Option<&'a TrialRecord>,
+    /// Time since this run started.
+    pub elapsed: Duration,
+    /// `maxTrialCount`.
+    pub max_trials: Option<u32>,
+}
+
+/// Receives progress as the run goes.
+pub trait Reporter {
+    /// A one-off message for the user.
+    fn note(&mut self, message: &str);
+    /// A trial started (or failed to).
+    fn trial_started(&mut self, trial: &TrialRecord, progress: &Progress<'_>);
+    /// A trial ended.
+    fn trial_finished(&mut self, trial: &TrialRecord, progress: &Progress<'_>);
+    /// Nothing happened for a while.
+    fn tick(&mut self, progress: &Progress<'_>);
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The experiment completed.
+    Completed(Completion),
+    /// The run was interrupted; running it again resumes.
+    Interrupted,
+}
+
+/// Why the loop could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine failed.
+    #[error("the {engine} engine: {message}")]
+    Engine {
+        /// Engine name.
+        engine: String,
+        /// What it said.
+        message: String,
+    },
+    /// A trial could not be started: the template cannot run here.
+    #[error(
+        "trial {trial} could not start: {message}\nfix the trial template, then run the same command again to resume"
+    )]
+    Start {
+        /// The trial.
+        trial: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One experiment's control loop.
+pub struct Driver<'s, R: TrialRuntime> {
+    store: &'s Store,
+    checked: CheckedExperiment,
+    record: ExperimentRecord,
+    engine: ConfiguredEngine,
+    runtime: R,
+    events: UnboundedReceiver<RuntimeEvent>,
+    log_dir: PathBuf,
+    trials: Vec<TrialRecord>,
+    by_name: HashMap<String, usize>,
+    exhausted: bool,
+    stopping: HashMap<String, String>,
+    started_at: Instant,
+}
+
+impl<'s, R: TrialRuntime> Driver<'s, R> {
+    /// A driver for an experiment already in the store. Trials left Pending or Running by an earlier
+    /// run that did not finish are marked Killed (their orphaned processes are stopped).
+    pub fn new(
+        store: &'s Store,
+        checked: CheckedExperiment,
+        mut record: ExperimentRecord,
+        engine: ConfiguredEngine,
+        runtime: R,
+        events: UnboundedReceiver<RuntimeEvent>,
+        log_dir: PathBuf,
+    ) -> Result<Self, DriverError> {
+        let mut trials = store.trials(&record.name)?;
+        let now = Timestamp::now();
+        for trial in trials.iter_mut().filter(|t| t.state.is_active()) {
+            if let Some(pid) = trial.pid {
+                crate::runtime::local::kill_orphan(pid, &trial.name);
+            }
+            trial.pid = None;
+            trial.finished = Some(now);
+            trial.transition(
+                TrialState::Killed,
+                trial_reason::KILLED,
+                "cut off: sextant stopped before this trial finished; it does not count toward maxTrialCount and its point may be tried again",
+                now,
+            );
+            store.put_trial(trial)?;
+        }
+        record.phase = ExperimentPhase::Running;
+        record.reason = policy::reason::RUNNING.to_string();
+        record.message = "Experiment is running".to_string();
+        record.started = Some(now);
+        record.completed = None;
+        store.put_experiment(&record)?;
+        store.flush()?;
+        let by_name = trials
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(Driver {
+            store,
+            checked,
+            record,
+            engine,
+            runtime,
+            events,
+            log_dir,
+            trials,
+            by_name,
+            exhausted: false,
+            stopping: HashMap::new(),
+            started_at: Instant::now(),
+        })
+    }
+
+    /// Runs until the experiment completes or `shutdown` resolves.
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(RunOutcome, ExperimentRecord), DriverError> {
+        tokio::pin!(shutdown);
+        let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+        ticker.tick().await;
+        loop {
+            let decision = policy::decide(
+                &self.checked,
+                &self.trials,
+                self.exhausted,
+                self.runtime.free_slots(),
+            );
+            match decision {
+                Decision::Complete(completion) => {
+                    let reason = format!("experiment completed: {}", completion.reason());
+                    self.stop_all(&reason, reporter).await?;
+                    self.complete(completion)?;
+                    return Ok((RunOutcome::Completed(completion), self.record));
+                }
+                Decision::Continue { new_trials } if new_trials > 0 && !self.exhausted => {
+                    self.create_trials(new_trials, reporter)?;
+                    continue;
+                }
+                Decision::Continue { .. } => {}
+            }
+            if TrialCounts::of(&self.trials).active() == 0 {
+                // Nothing runs and nothing may start: the runtime has no room at all.
+                return Err(DriverError::Engine {
+                    engine: "runtime".into(),
+                    message: "no trial can start: the runtime has no free slot (GPUs?)".into(),
+                });
+            }
+            tokio::select! {
+                event = self.events.recv() => {
+                    let Some(event) = event else { continue };
+                    self.handle(event, reporter)?;
+                    while let Ok(event) = self.events.try_recv() {
+                        self.handle(event, reporter)?;
+                    }
+                    self.store.flush()?;
+                }
+                _ = &mut shutdown => {
+                    self.stop_all("interrupted: the run was stopped (Ctrl-C); run the same command again to resume", reporter).await?;
+                    self.store.flush()?;
+                    return Ok((RunOutcome::Interrupted, self.record));
+                }
+                _ = ticker.tick() => {
+                    let progress = self.progress();
+                    reporter.tick(&progress);
+                }
+            }
+        }
+    }
+
+    fn progress(&self) -> Progress<'_> {
+        Progress {
+            counts: TrialCounts::of(&self.trials),
+            best: policy::best_trial(self.checked.objective.direction, &self.trials),
+            elapsed: self.started_at.elapsed(),
+            max_trials: self.checked.max_trial_count,
+        }
+    }
+
+    fn suggest(&mut self, count: u32) -> Result<Vec<Point>, DriverError> {
+        let space = &self.checked.space;
+        let direction = self.checked.objective.direction;
+        let engine_error = |message: String| DriverError::Engine {
+            engine: self.engine.engine.name().into(),
+            message,
+        };
+        let mut history = Vec::new();
+        let mut pending = Vec::new();
+        for trial in &self.trials {
+            if trial.state == TrialState::Killed {
+                continue;
+            }
+            let pairs: Vec<(String, String)> = trial
+                .assignments
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect();
+            let point = space
+                .parse(&pairs)
+                .map_err(|e| engine_error(format!("trial {}: {e}", trial.name)))?;
+            if trial.state.is_active() {
+                pending.push(point);
+            } else {
+                let loss = match trial.state {
+                    TrialState::Succeeded | TrialState::EarlyStopped => {
+                        trial.objective.map(|v| policy::as_loss(direction, v))
+                    }
+                    _ => None,
+                };
+                history.push(CompletedTrial { point, loss });
+            }
+        }
+        let state = self.store.engine_state(&self.record.name)?;
+        let request = SuggestRequest {
+            space,
+            history: &history,
+            pending: &pending,
+            count: count as usize,
+            seed: self.record.seed,
+            state: state.as_ref(),
+        };
+        let suggestions = self
+            .engine
+            .engine
+            .suggest(&request)
+            .map_err(|e| engine_error(e.to_string()))?;
+        self.store
+            .put_engine_state(&self.record.name, &suggestions.state)?;
+        if suggestions.exhausted {
+            self.exhausted = true;
+        }
+        Ok(suggestions.points)
+    }
+
+    fn create_trials(
+        &mut self,
+        count: u32,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), DriverError> {
+        let points = self.suggest(count)?;
+        let now = Timestamp::now();
+        let mut created = Vec::new();
+        for point in points {
+            let index = self.record.trials_created;
+            self.record.trials_created += 1;
+            let name = trial_name(&self.record.name, index);
+            let assignments = self
+                .checked
+                .space
+                .render(&point)
+                .into_iter()
+                .map(|(name, value)| ParameterAssignment { name, value })
+                .collect();
+            let mut trial = TrialRecord {
+                log_path: self.log_dir.join(format!("{name}.log")),
+                name,
+                experiment: self.record.name.clone(),
+                index,
+                uid: self.store.next_id()?,
+                assignments,
+                state: TrialState::Pending,
+                reason: String::new(),
+                message: String::new(),
+                events: Vec::new(),
+                created: now,
+                started: None,
+                finished: None,
+                pid: None,
+                exit_code: None,
+                gpus: Vec::new(),
+                metrics: Vec::new(),
+                objective: None,
+            };
+            trial.transition(
+                TrialState::Pending,
+                trial_reason::CREATED,
+                "Trial is created",
+                now,
+            );
+            self.store.put_trial(&trial)?;
+            created.push(trial);
+        }
+        // Names and the counter are durable before any process starts, so a crash can neither lose
+        // a running trial nor reuse its name.
+        self.store.put_experiment(&self.record)?;
+        self.store.flush()?;
+        for mut trial in created {
+            let identity = TrialIdentity {
+                name: trial.name.clone(),
+                namespace: self
+                    .checked
+                    .experiment
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            };
+            let started = render_trial_spec(&self.checked.template, &trial.assignments, &identity)
+                .map_err(|e| e.to_string())
+                .and_then(|workload| {
+                    self.runtime
+                        .start(&trial, &workload)
+                        .map_err(|e| e.to_string())
+                });
+            let now = Timestamp::now();
+            let start_error = match started {
+                Ok(started) => {
+                    trial.pid = started.pid;
+                    trial.gpus = started.gpus;
+                    trial.started = Some(now);
+                    let message = if trial.gpus.is_empty() {
+                        "Trial is running".to_string()
+                    } else {
+                        format!("Trial is running on GPU {}", trial.gpus.join(","))
+                    };
+                    trial.transition(TrialState::Running, trial_reason::RUNNING, message, now);
+                    None
+                }
+                Err(message) => {
+                    trial.finished = Some(now);
+                    trial.transition(
+                        TrialState::Failed,
+                        trial_reason::FAILED,
+                        format!("could not start: {message}"),
+                        now,
+                    );
+                    Some(message)
+                }
+            };
+            self.store.put_trial(&trial)?;
+            self.by_name.insert(trial.name.clone(), self.trials.len());
+            self.trials.push(trial);
+            let progress = self.progress();
+            reporter.trial_started(self.trials.last().expect("just pushed"), &progress);
+            if let Some(message) = start_error {
+                let trial = self.trials.last().expect("just pushed").name.clone();
+                self.store.flush()?;
+                return Err(DriverError::Start { trial, message });
+            }
+        }
+        self.store.flush()?;
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        event: RuntimeEvent,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), DriverError> {
+        match event {
+            RuntimeEvent::Observations { trial, points } => {
+                let Some(&i) = self.by_name.get(&trial) else {
+                    return Ok(());
+                };
+                self.store.put_observations(self.trials[i].uid, &points)?;
+                metrics::merge(&mut self.trials[i].metrics, &points);
+            }
+            RuntimeEvent::Exited { trial, outcome } => {
+                let Some(&i) = self.by_name.get(&trial) else {
+                    return Ok(());
+                };
+                self.runtime.forget(&trial);
+                let points = self.store.observations(self.trials[i].uid, None)?;
+                let summaries = metrics::summarize(&points);
+                let objective = metrics::objective_value(&self.checked.objective, &summaries);
+                let stop_reason = self.stopping.remove(&trial);
+                let metric = self.checked.objective.metric.clone();
+                let now = Timestamp::now();
+                let record = &mut self.trials[i];
+                record.metrics = summaries;
+                record.finished = Some(now);
+                record.pid = None;
+                if let ExitOutcome::Code(code) = outcome {
+                    record.exit_code = Some(code);
+                }
+                let (state, reason, message) = match (stop_reason, outcome) {
+                    (Some(why), _) => (TrialState::Killed, trial_reason::KILLED, why),
+                    (None, ExitOutcome::Code(0)) if objective.is_some() => (
+                        TrialState::Succeeded,
+                        trial_reason::SUCCEEDED,
+                        "Trial has succeeded".to_string(),
+                    ),
+                    (None, ExitOutcome::Code(0)) => (
+                        TrialState::MetricsUnavailable,
+                        trial_reason::METRICS_UNAVAILABLE,
+                        format!(
+                            "the trial exited 0 but never reported the objective metric {metric:?}; print lines like `{metric}=0.93` (or set metricsCollectorSpec); see the trial log"
+                        ),
+                    ),
+                    (None, ExitOutcome::Code(code)) => (
+                        TrialState::Failed,
+                        trial_reason::FAILED,
+                        format!(
+                            "the trial exited with code {code}{}",
+                            last_line_hint(&record.log_path)
+                        ),
+                    ),
+                    (None, ExitOutcome::Signal(signal)) => (
+                        TrialState::Failed,
+                        trial_reason::FAILED,
+                        format!(
+                            "the trial was killed by signal {signal}{}",
+                            last_line_hint(&record.log_path)
+                        ),
+                    ),
+                    (None, ExitOutcome::Error(error)) => {
+                        (TrialState::Failed, trial_reason::FAILED, error)
+                    }
+                };
+                record.objective = match state {
+                    TrialState::Succeeded | TrialState::EarlyStopped => objective,
+                    _ => None,
+                };
+                record.transition(state, reason, message, now);
+                self.store.put_trial(&self.trials[i])?;
+                self.store.flush()?;
+                let progress = self.progress();
+                reporter.trial_finished(&self.trials[i], &progress);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_all(
+        &mut self,
+        reason: &str,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), DriverError> {
+        let active: Vec<String> = self
+            .trials
+            .iter()
+            .filter(|t| t.state.is_active())
+            .map(|t| t.name.clone())
+            .collect();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let mut waiting: HashSet<String> = HashSet::new();
+        for name in active {
+            self.stopping.insert(name.clone(), reason.to_string());
+            self.runtime.stop(&name);
+            waiting.insert(name);
+        }
+        while !waiting.is_empty() {
+            let Some(event) = self.events.recv().await else {
+                break;
+            };
+            if let RuntimeEvent::Exited { trial, .. } = &event {
+                waiting.remove(trial);
+            }
+            self.handle(event, reporter)?;
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, completion: Completion) -> Result<(), DriverError> {
+        self.record.phase = if completion.succeeded() {
+            ExperimentPhase::Succeeded
+        } else {
+            ExperimentPhase::Failed
+        };
+        self.record.reason = completion.reason().to_string();
+        self.record.message = completion.message().to_string();
+        self.record.completed = Some(Timestamp::now());
+        self.store.put_experiment(&self.record)?;
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
+/// Trial names are the experiment's name and a 1-based sequence number: unique, stable across
+/// resumes (the counter is stored before a trial starts), and easy to type.
+pub fn trial_name(experiment: &str, index: u64) -> String {
+    format!("{experiment}-{:04}", index + 1)
+}
+
+/// `; last output: "..."` from the end of a trial's log, to make a failure self-explaining.
+fn last_line_hint(log_path: &std::path::Path) -> String {
+    const MAX_HINT_CHARS: usize = 200;
+    let Ok(text) = std::fs::read_to_string(log_path) else {
+        return String::new();
+    };
+    match text.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => {
+            let line: String = line.trim().chars().take(MAX_HINT_CHARS).collect();
+            format!("; last output: {line:?}")
+        }
+        None => String::new(),
+    }
+}

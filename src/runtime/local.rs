@@ -1,0 +1,350 @@
+//! Trials as local child processes.
+//!
+//! The primary container's `command` + `args` (placeholders already substituted) run directly, not
+//! through a shell, in the experiment file's directory, with the container's `env`. Each trial gets
+//! its own process group so that stopping it stops whatever it spawned, and so that Ctrl-C in the
+//! terminal reaches `sextant` alone, which then stops trials in order. stdout and stderr go, line by
+//! line, to the trial's log file and through the metrics parser.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use sextant_collector::LineParser;
+use sextant_collector::json::parse_json_lines;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::gpu::GpuPool;
+use super::{ExitOutcome, RuntimeEvent, StartError, StartedTrial, TrialRuntime};
+use crate::spec::template::{PrimaryContainer, primary_container};
+use crate::spec::{Collector, FileFormat};
+use crate::store::TrialRecord;
+
+/// Time a trial gets between SIGTERM and SIGKILL. Kubernetes' default termination grace period is
+/// 30 s; a local trial being stopped is usually a person waiting at a terminal, so less.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Environment variable naming the trial, also used to recognise a trial's orphaned process after
+/// a crash.
+pub const TRIAL_ENV: &str = "SEXTANT_TRIAL";
+
+/// How the local runtime is set up for one experiment.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Where trials run (the experiment file's directory).
+    pub work_dir: PathBuf,
+    /// Where trial logs go.
+    pub log_dir: PathBuf,
+    /// The primary container's name.
+    pub primary_container: String,
+    /// Metrics to collect.
+    pub metric_names: Vec<String>,
+    /// How.
+    pub collector: Collector,
+    /// The experiment's name (in the trial's environment).
+    pub experiment: String,
+}
+
+/// The local runtime.
+pub struct LocalRuntime {
+    config: LocalConfig,
+    gpus: GpuPool,
+    gpus_per_trial: u32,
+    events: UnboundedSender<RuntimeEvent>,
+    running: HashMap<String, u32>,
+}
+
+impl LocalRuntime {
+    /// A runtime for one experiment; `gpus_per_trial` comes from the template's primary container.
+    pub fn new(
+        config: LocalConfig,
+        gpus: GpuPool,
+        gpus_per_trial: u32,
+        events: UnboundedSender<RuntimeEvent>,
+    ) -> LocalRuntime {
+        LocalRuntime {
+            config,
+            gpus,
+            gpus_per_trial,
+            events,
+            running: HashMap::new(),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        trial: &TrialRecord,
+        container: &PrimaryContainer,
+        gpus: &[String],
+    ) -> Result<u32, StartError> {
+        let Some(program) = container.command.first().or(container.args.first()) else {
+            return Err(StartError(format!(
+                "container {:?} has no command: set `command` (and `args`) in the trial template; the image's entrypoint is not available locally",
+                container.name
+            )));
+        };
+        let rest: Vec<&String> = container
+            .command
+            .iter()
+            .chain(container.args.iter())
+            .skip(1)
+            .collect();
+        let work_dir = match &container.working_dir {
+            Some(dir) => self.config.work_dir.join(dir),
+            None => self.config.work_dir.clone(),
+        };
+        // A relative program path with a slash is resolved against the trial's directory, as a
+        // shell started there would; bare names go through PATH.
+        let program_path = if program.contains('/') && Path::new(program).is_relative() {
+            work_dir.join(program)
+        } else {
+            PathBuf::from(program)
+        };
+        let log_file = std::fs::File::create(&trial.log_path).map_err(|e| {
+            StartError(format!(
+                "cannot create the log file {}: {e}",
+                trial.log_path.display()
+            ))
+        })?;
+        let mut command = tokio::process::Command::new(&program_path);
+        command
+            .args(rest)
+            .current_dir(&work_dir)
+            .envs(container.env.iter().map(|(k, v)| (k, v)))
+            .env("SEXTANT_EXPERIMENT", &self.config.experiment)
+            .env(TRIAL_ENV, &trial.name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if self.gpus.total() > 0 {
+            command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
+        }
+        let mut child = command.spawn().map_err(|e| {
+            StartError(format!(
+                "cannot start {:?} in {}: {e}",
+                program,
+                work_dir.display()
+            ))
+        })?;
+        let pid = child.id().unwrap_or_default();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let events = self.events.clone();
+        let trial_name = trial.name.clone();
+        let parser = match &self.config.collector {
+            Collector::StdOut { filters } => Some(
+                LineParser::new(&self.config.metric_names, filters)
+                    .map_err(|e| StartError(format!("metrics collector: {e}")))?,
+            ),
+            _ => None,
+        };
+        let file_source = match &self.config.collector {
+            Collector::File {
+                path,
+                format,
+                filters,
+            } => Some((self.config.work_dir.join(path), *format, filters.clone())),
+            _ => None,
+        };
+        let metric_names = self.config.metric_names.clone();
+        let pool = self.gpus.clone();
+        let taken = gpus.to_vec();
+        tokio::spawn(async move {
+            let mut log = BufWriter::new(tokio::fs::File::from_std(log_file));
+            let mut parser = parser;
+            let mut out = stdout.map(|s| BufReader::new(s).lines());
+            let mut err = stderr.map(|s| BufReader::new(s).lines());
+            let mut io_error = None;
+            while out.is_some() || err.is_some() {
+                let line = tokio::select! {
+                    line = next_line(&mut out), if out.is_some() => line,
+                    line = next_line(&mut err), if err.is_some() => line,
+                };
+                match line {
+                    Ok(Some(line)) => {
+                        if let Err(e) = write_line(&mut log, &line).await {
+                            io_error.get_or_insert(format!("writing the trial log: {e}"));
+                        }
+                        if let Some(parser) = parser.as_mut() {
+                            let points = parser.parse_line(&line, jiff::Timestamp::now());
+                            if !points.is_empty() {
+                                let _ = events.send(RuntimeEvent::Observations {
+                                    trial: trial_name.clone(),
+                                    points,
+                                });
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        io_error.get_or_insert(format!("reading the trial's output: {e}"));
+                    }
+                }
+            }
+            let _ = log.flush().await;
+            let status = child.wait().await;
+            pool.give_back(taken);
+            if let Some((path, format, filters)) = file_source {
+                let points = read_metrics_file(&path, format, &filters, &metric_names).await;
+                if !points.is_empty() {
+                    let _ = events.send(RuntimeEvent::Observations {
+                        trial: trial_name.clone(),
+                        points,
+                    });
+                }
+            }
+            let outcome = match status {
+                Ok(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    match (status.code(), status.signal()) {
+                        (Some(code), _) => ExitOutcome::Code(code),
+                        (None, Some(signal)) => ExitOutcome::Signal(signal),
+                        _ => ExitOutcome::Error("the process ended without an exit code".into()),
+                    }
+                }
+                Err(e) => ExitOutcome::Error(format!("waiting for the process failed: {e}")),
+            };
+            let outcome = match (outcome, io_error) {
+                (ExitOutcome::Code(0), Some(e)) => ExitOutcome::Error(e),
+                (outcome, _) => outcome,
+            };
+            let _ = events.send(RuntimeEvent::Exited {
+                trial: trial_name,
+                outcome,
+            });
+        });
+        Ok(pid)
+    }
+}
+
+/// Reads one line from an optional stream; marks the stream finished at its end.
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    stream: &mut Option<tokio::io::Lines<R>>,
+) -> std::io::Result<Option<String>> {
+    let Some(lines) = stream.as_mut() else {
+        return Ok(None);
+    };
+    match lines.next_line().await {
+        Ok(Some(line)) => Ok(Some(line)),
+        Ok(None) => {
+            *stream = None;
+            Ok(None)
+        }
+        Err(e) => {
+            *stream = None;
+            Err(e)
+        }
+    }
+}
+
+async fn write_line<W: tokio::io::AsyncWrite + Unpin>(
+    log: &mut W,
+    line: &str,
+) -> std::io::Result<()> {
+    log.write_all(line.as_bytes()).await?;
+    log.write_all(b"\n").await
+}
+
+async fn read_metrics_file(
+    path: &Path,
+    format: FileFormat,
+    filters: &[String],
+    metric_names: &[String],
+) -> Vec<sextant_collector::Observation> {
+    let Ok(contents) = tokio::fs::read_to_string(path).await else {
+        return Vec::new();
+    };
+    let now = jiff::Timestamp::now();
+    match format {
+        FileFormat::Json => parse_json_lines(&contents, metric_names, now),
+        FileFormat::Text => match LineParser::new(metric_names, filters) {
+            Ok(mut parser) => contents
+                .lines()
+                .flat_map(|line| parser.parse_line(line, now))
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+    }
+}
+
+impl TrialRuntime for LocalRuntime {
+    fn free_slots(&self) -> Option<u32> {
+        if self.gpus_per_trial == 0 {
+            return None;
+        }
+        Some(u32::try_from(self.gpus.free()).unwrap_or(u32::MAX) / self.gpus_per_trial)
+    }
+
+    fn start(
+        &mut self,
+        trial: &TrialRecord,
+        workload: &serde_json::Value,
+    ) -> Result<StartedTrial, StartError> {
+        let container = primary_container(workload, &self.config.primary_container)
+            .map_err(|e| StartError(e.to_string()))?;
+        let gpus = self.gpus.take(container.gpus as usize).ok_or_else(|| {
+            StartError(format!(
+                "needs {} GPU(s) but only {} of {} are free",
+                container.gpus,
+                self.gpus.free(),
+                self.gpus.total()
+            ))
+        })?;
+        match self.spawn(trial, &container, &gpus) {
+            Ok(pid) => {
+                self.running.insert(trial.name.clone(), pid);
+                Ok(StartedTrial {
+                    pid: Some(pid),
+                    gpus,
+                })
+            }
+            Err(e) => {
+                self.gpus.give_back(gpus);
+                Err(e)
+            }
+        }
+    }
+
+    fn forget(&mut self, trial: &str) {
+        self.running.remove(trial);
+    }
+
+    fn stop(&mut self, trial: &str) {
+        let Some(pid) = self.running.remove(trial) else {
+            return;
+        };
+        let Ok(raw) = i32::try_from(pid) else { return };
+        let group = Pid::from_raw(raw);
+        let _ = killpg(group, Signal::SIGTERM);
+        tokio::spawn(async move {
+            tokio::time::sleep(STOP_GRACE).await;
+            // The group is gone once every process in it exited; ESRCH then is expected.
+            let _ = killpg(group, Signal::SIGKILL);
+        });
+    }
+}
+
+/// After a crash, a trial's process may still run. Kill its group if (and only if) the process with
+/// the recorded pid is still that trial: its environment names the trial, which guards against a
+/// recycled pid. Linux only; elsewhere nothing is done.
+pub fn kill_orphan(pid: u32, trial: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let marker = format!("{TRIAL_ENV}={trial}");
+    let is_ours = environ
+        .split(|b| *b == 0)
+        .any(|entry| entry == marker.as_bytes());
+    if !is_ours {
+        return false;
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    killpg(Pid::from_raw(raw), Signal::SIGKILL).is_ok()
+}

@@ -1,0 +1,74 @@
+//! Runtimes carry out the controller's decisions: start a trial's workload, stop it, and report
+//! what it printed and how it ended. They never decide policy.
+
+pub mod gpu;
+pub mod local;
+
+use sextant_collector::Observation;
+
+use crate::store::TrialRecord;
+
+/// What a runtime reports about its trials, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuntimeEvent {
+    /// Metric points a trial produced.
+    Observations {
+        /// The trial.
+        trial: String,
+        /// The points.
+        points: Vec<Observation>,
+    },
+    /// A trial's workload ended. Its last observations were sent before this.
+    Exited {
+        /// The trial.
+        trial: String,
+        /// How it ended.
+        outcome: ExitOutcome,
+    },
+}
+
+/// How a trial's workload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitOutcome {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// The runtime lost it (output unreadable, wait failed ...).
+    Error(String),
+}
+
+/// A trial the runtime started.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StartedTrial {
+    /// Process id, for cleanup after a crash.
+    pub pid: Option<u32>,
+    /// GPUs given to it.
+    pub gpus: Vec<String>,
+}
+
+/// Why a trial could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// A place where trials run.
+pub trait TrialRuntime {
+    /// How many more trials can start right now, `None` when the runtime has no limit of its own
+    /// (the experiment's `parallelTrialCount` still applies).
+    fn free_slots(&self) -> Option<u32>;
+
+    /// Starts `trial` with its rendered workload.
+    fn start(
+        &mut self,
+        trial: &TrialRecord,
+        workload: &serde_json::Value,
+    ) -> Result<StartedTrial, StartError>;
+
+    /// Asks a running trial to stop: politely first, then forcibly after a grace period. Its
+    /// `Exited` event follows.
+    fn stop(&mut self, trial: &str);
+
+    /// Told once a trial's `Exited` event was handled, so nothing is sent to it any more.
+    fn forget(&mut self, trial: &str);
+}
