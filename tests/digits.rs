@@ -1,0 +1,49 @@
+//! The shipped example: the digits trainer tuned by random search, for real.
+
+use std::path::Path;
+
+use crate::fixture::{count, text, trials, Workspace};
+
+#[test]
+fn the_digits_example_trains_real_models() {
+    let numpy = std::process::Command::new("python3").args(["-c", "import numpy"]).output();
+    assert!(
+        numpy.is_ok_and(|o| o.status.success()),
+        "the digits example needs python3 with numpy: pip install -r examples/digits/requirements.txt"
+    );
+    let ws = Workspace::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits/random.yaml");
+    // A shorter run of the same file: fewer trials, same trainer, same data.
+    let yaml = std::fs::read_to_string(&example).unwrap();
+    let yaml = regex_replace_max_trials(&yaml, 3);
+    let file = example.with_file_name("random-ci-copy.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = ws.run(&["run", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let name = ws.json(&["get", "experiments"])[0]["name"].as_str().unwrap().to_string();
+    let all = trials(&ws, &name);
+    assert_eq!(count(&all, "Succeeded"), 3, "{all:?}");
+    for trial in &all {
+        let accuracy = trial["objective"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{trial}");
+        let loss = trial["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "loss");
+        assert!(loss.is_some(), "loss is collected as an additional metric: {trial}");
+    }
+    let best = ws.json(&["best", &name]);
+    assert!(best["objective"].as_f64().unwrap() > 0.5, "a trained model beats chance by far: {best}");
+}
+
+fn regex_replace_max_trials(yaml: &str, n: u32) -> String {
+    yaml.lines()
+        .map(|line| {
+            if line.trim_start().starts_with("maxTrialCount:") {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                format!("{indent}maxTrialCount: {n}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

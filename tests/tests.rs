@@ -1,0 +1,9 @@
+//! Integration tests: the real `sextant` binary, real child processes, a real sled directory.
+
+mod fixture;
+
+mod digits;
+mod gpu;
+mod resume;
+mod run;
+mod validate;
