@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-use crate::fixture::{count, text, trials, Workspace};
+use crate::fixture::{Workspace, count, text, trials};
 
 #[test]
 fn the_digits_example_trains_real_models() {
-    let numpy = std::process::Command::new("python3").args(["-c", "import numpy"]).output();
+    let numpy = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
     assert!(
         numpy.is_ok_and(|o| o.status.success()),
         "the digits example needs python3 with numpy: pip install -r examples/digits/requirements.txt"
@@ -21,17 +23,30 @@ fn the_digits_example_trains_real_models() {
     let out = ws.run(&["run", file.to_str().unwrap()]);
     let _ = std::fs::remove_file(&file);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let name = ws.json(&["get", "experiments"])[0]["name"].as_str().unwrap().to_string();
+    let name = ws.json(&["get", "experiments"])[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let all = trials(&ws, &name);
     assert_eq!(count(&all, "Succeeded"), 3, "{all:?}");
     for trial in &all {
         let accuracy = trial["objective"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&accuracy), "{trial}");
-        let loss = trial["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "loss");
-        assert!(loss.is_some(), "loss is collected as an additional metric: {trial}");
+        let loss = trial["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "loss");
+        assert!(
+            loss.is_some(),
+            "loss is collected as an additional metric: {trial}"
+        );
     }
     let best = ws.json(&["best", &name]);
-    assert!(best["objective"].as_f64().unwrap() > 0.5, "a trained model beats chance by far: {best}");
+    assert!(
+        best["objective"].as_f64().unwrap() > 0.5,
+        "a trained model beats chance by far: {best}"
+    );
 }
 
 fn regex_replace_max_trials(yaml: &str, n: u32) -> String {

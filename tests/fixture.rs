@@ -10,7 +10,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -31,7 +33,10 @@ impl Workspace {
     /// `sextant --data-dir <workspace data> ARGS`.
     pub fn sextant(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
-        command.arg("--data-dir").arg(self.data_dir()).env_remove("SEXTANT_DATA_DIR");
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env_remove("SEXTANT_DATA_DIR");
         command
     }
 
@@ -45,8 +50,13 @@ impl Workspace {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-o", "json"]);
         let out = self.run(&all);
-        assert!(out.status.success(), "sextant {all:?} failed: {}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON from {all:?}: {e}\n{}", text(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "sextant {all:?} failed: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON from {all:?}: {e}\n{}", text(&out.stdout)))
     }
 }
 
@@ -89,7 +99,10 @@ impl Default for ExperimentFile<'_> {
 
 impl ExperimentFile<'_> {
     pub fn yaml(&self) -> String {
-        let max_failed = self.max_failed.map(|n| format!("  maxFailedTrialCount: {n}\n")).unwrap_or_default();
+        let max_failed = self
+            .max_failed
+            .map(|n| format!("  maxFailedTrialCount: {n}\n"))
+            .unwrap_or_default();
         format!(
             r#"---
 apiVersion: kubeflow.org/v1beta1
@@ -136,11 +149,17 @@ spec:
 
 /// Trials of an experiment as JSON records.
 pub fn trials(ws: &Workspace, experiment: &str) -> Vec<serde_json::Value> {
-    ws.json(&["get", "trials", experiment]).as_array().expect("array").clone()
+    ws.json(&["get", "trials", experiment])
+        .as_array()
+        .expect("array")
+        .clone()
 }
 
 pub fn states(trials: &[serde_json::Value]) -> Vec<String> {
-    trials.iter().map(|t| t["state"].as_str().unwrap_or_default().to_string()).collect()
+    trials
+        .iter()
+        .map(|t| t["state"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 pub fn count(trials: &[serde_json::Value], state: &str) -> usize {

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::fixture::{text, trials, ExperimentFile, Workspace};
+use crate::fixture::{ExperimentFile, Workspace, text, trials};
 
 const GPU_LIMIT: &str = "                resources:\n                  limits:\n                    nvidia.com/gpu: 1\n";
 
@@ -29,12 +29,26 @@ fn each_trial_gets_its_own_gpu_from_the_pool() {
     assert_eq!(all.len(), 4);
     let mut devices = HashSet::new();
     for trial in &all {
-        let gpus: Vec<&str> = trial["gpus"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
+        let gpus: Vec<&str> = trial["gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap())
+            .collect();
         assert_eq!(gpus.len(), 1, "{trial}");
-        let device = trial["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "device").unwrap()["latest"]
+        let device = trial["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "device")
+            .unwrap()["latest"]
             .as_f64()
             .unwrap();
-        assert_eq!(device.to_string(), gpus[0], "the process saw the GPU it was given");
+        assert_eq!(
+            device.to_string(),
+            gpus[0],
+            "the process saw the GPU it was given"
+        );
         devices.insert(gpus[0].to_string());
     }
     assert_eq!(devices, HashSet::from(["3".to_string(), "5".to_string()]));
@@ -55,5 +69,8 @@ fn a_trial_asking_for_more_gpus_than_exist_fails_fast() {
     let out = ws.run(&["run", "--gpus", "0", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("2 GPU(s)") && stderr.contains("has 1"), "{stderr}");
+    assert!(
+        stderr.contains("2 GPU(s)") && stderr.contains("has 1"),
+        "{stderr}"
+    );
 }

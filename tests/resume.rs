@@ -5,12 +5,19 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fixture::{count, text, trials, ExperimentFile, Workspace};
+use crate::fixture::{ExperimentFile, Workspace, count, text, trials};
 
 const SLOW_TRIAL: &str = "[sh, -c, 'sleep 0.4; echo \"loss=${trialParameters.x}\"']";
 
 fn slow_experiment(name: &str) -> String {
-    ExperimentFile { name, command: SLOW_TRIAL, max_trials: 8, parallel: 2, ..Default::default() }.yaml()
+    ExperimentFile {
+        name,
+        command: SLOW_TRIAL,
+        max_trials: 8,
+        parallel: 2,
+        ..Default::default()
+    }
+    .yaml()
 }
 
 /// Starts `sextant run` and waits until `finished` trials have ended (read from its progress).
@@ -27,7 +34,10 @@ fn start_and_wait_for(ws: &Workspace, file: &std::path::Path, finished: usize) -
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = 0;
     while seen < finished {
-        assert!(Instant::now() < deadline, "timed out waiting for {finished} finished trials");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {finished} finished trials"
+        );
         match lines.next() {
             Some(Ok(line)) if line.starts_with('✓') => seen += 1,
             Some(Ok(_)) => {}
@@ -41,9 +51,17 @@ fn start_and_wait_for(ws: &Workspace, file: &std::path::Path, finished: usize) -
 
 fn assert_resumed_exactly(ws: &Workspace, name: &str) {
     let all = trials(ws, name);
-    assert_eq!(count(&all, "Succeeded"), 8, "exactly maxTrialCount finished trials: {all:?}");
+    assert_eq!(
+        count(&all, "Succeeded"),
+        8,
+        "exactly maxTrialCount finished trials: {all:?}"
+    );
     let names: Vec<&str> = all.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names.iter().collect::<HashSet<_>>().len(), names.len(), "duplicate trial names: {names:?}");
+    assert_eq!(
+        names.iter().collect::<HashSet<_>>().len(),
+        names.len(),
+        "duplicate trial names: {names:?}"
+    );
     assert_eq!(count(&all, "Running") + count(&all, "Pending"), 0);
 }
 
@@ -57,18 +75,32 @@ fn sigkill_then_resume_keeps_the_counts_exact() {
 
     let out = ws.run(&["run", file.to_str().unwrap()]);
     assert!(out.status.success(), "resume failed: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("resuming"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("resuming"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_resumed_exactly(&ws, "killed");
     let all = trials(&ws, "killed");
     let cut_off: Vec<_> = all.iter().filter(|t| t["state"] == "Killed").collect();
-    assert!(!cut_off.is_empty(), "the trials running at the kill must be marked Killed");
+    assert!(
+        !cut_off.is_empty(),
+        "the trials running at the kill must be marked Killed"
+    );
     for trial in cut_off {
-        assert!(trial["message"].as_str().unwrap().contains("cut off"), "{trial}");
+        assert!(
+            trial["message"].as_str().unwrap().contains("cut off"),
+            "{trial}"
+        );
     }
     // A third run finds the experiment complete and runs nothing.
     let again = ws.run(&["run", file.to_str().unwrap()]);
     assert!(again.status.success());
-    assert!(text(&again.stderr).contains("already completed"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already completed"),
+        "{}",
+        text(&again.stderr)
+    );
     assert_eq!(trials(&ws, "killed").len(), all.len());
 }
 
@@ -83,9 +115,15 @@ fn ctrl_c_stops_trials_and_resume_finishes_the_experiment() {
     assert_eq!(out.status.code(), Some(130), "Ctrl-C exits 130");
 
     let all = trials(&ws, "interrupted");
-    assert!(count(&all, "Killed") >= 1, "running trials are stopped and marked Killed: {all:?}");
+    assert!(
+        count(&all, "Killed") >= 1,
+        "running trials are stopped and marked Killed: {all:?}"
+    );
     for trial in all.iter().filter(|t| t["state"] == "Killed") {
-        assert!(trial["message"].as_str().unwrap().contains("interrupted"), "{trial}");
+        assert!(
+            trial["message"].as_str().unwrap().contains("interrupted"),
+            "{trial}"
+        );
     }
     let out = ws.run(&["run", file.to_str().unwrap()]);
     assert!(out.status.success(), "resume failed: {}", text(&out.stderr));
@@ -95,16 +133,34 @@ fn ctrl_c_stops_trials_and_resume_finishes_the_experiment() {
 #[test]
 fn a_changed_spec_under_the_same_name_is_refused() {
     let ws = Workspace::new();
-    let first = ws.write("a.yaml", &ExperimentFile { name: "same", max_trials: 1, ..Default::default() }.yaml());
+    let first = ws.write(
+        "a.yaml",
+        &ExperimentFile {
+            name: "same",
+            max_trials: 1,
+            ..Default::default()
+        }
+        .yaml(),
+    );
     assert!(ws.run(&["run", first.to_str().unwrap()]).status.success());
     let changed = ws.write(
         "b.yaml",
-        &ExperimentFile { name: "same", max_trials: 1, algorithm: "sobol", ..Default::default() }.yaml(),
+        &ExperimentFile {
+            name: "same",
+            max_trials: 1,
+            algorithm: "sobol",
+            ..Default::default()
+        }
+        .yaml(),
     );
     let out = ws.run(&["run", changed.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("spec.algorithm differs") && stderr.contains("sextant delete experiment same"), "{stderr}");
+    assert!(
+        stderr.contains("spec.algorithm differs")
+            && stderr.contains("sextant delete experiment same"),
+        "{stderr}"
+    );
     // and deleting it lets the new spec run
     assert!(ws.run(&["delete", "experiment", "same"]).status.success());
     assert!(ws.run(&["run", changed.to_str().unwrap()]).status.success());

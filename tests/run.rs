@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::fixture::{count, states, text, trials, ExperimentFile, Workspace};
+use crate::fixture::{ExperimentFile, Workspace, count, states, text, trials};
 
 #[test]
 fn a_whole_experiment_runs_stores_and_reports() {
@@ -22,18 +22,32 @@ fn a_whole_experiment_runs_stores_and_reports() {
     let out = ws.run(&["run", file.to_str().unwrap()]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("is not used"), "the image note is missing: {stderr}");
-    assert!(text(&out.stdout).contains("best: whole-"), "summary: {}", text(&out.stdout));
+    assert!(
+        stderr.contains("is not used"),
+        "the image note is missing: {stderr}"
+    );
+    assert!(
+        text(&out.stdout).contains("best: whole-"),
+        "summary: {}",
+        text(&out.stdout)
+    );
 
     let all = trials(&ws, "whole");
     assert_eq!(states(&all), vec!["Succeeded"; 6]);
     let names: HashSet<&str> = all.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 6);
     for trial in &all {
-        let x: f64 = trial["assignments"][0]["value"].as_str().unwrap().parse().unwrap();
+        let x: f64 = trial["assignments"][0]["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((0.0..=1.0).contains(&x));
         // minimize with the default strategy (min): the objective is the loss printed
-        assert!((trial["objective"].as_f64().unwrap() - x).abs() < 1e-9, "{trial}");
+        assert!(
+            (trial["objective"].as_f64().unwrap() - x).abs() < 1e-9,
+            "{trial}"
+        );
         let log = std::fs::read_to_string(trial["logPath"].as_str().unwrap()).unwrap();
         assert!(log.contains("epoch=2"), "log: {log}");
     }
@@ -41,13 +55,20 @@ fn a_whole_experiment_runs_stores_and_reports() {
     // metrics: the series with explicit steps
     let first = all[0]["name"].as_str().unwrap();
     let series = ws.json(&["metrics", first, "--metric", "accuracy"]);
-    let points: Vec<(i64, f64)> =
-        series.as_array().unwrap().iter().map(|p| (p["step"].as_i64().unwrap(), p["value"].as_f64().unwrap())).collect();
+    let points: Vec<(i64, f64)> = series
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["step"].as_i64().unwrap(), p["value"].as_f64().unwrap()))
+        .collect();
     assert_eq!(points, vec![(1, 0.5), (2, 0.75)]);
 
     // best = the smallest loss
     let best = ws.json(&["best", "whole"]);
-    let min = all.iter().map(|t| t["objective"].as_f64().unwrap()).fold(f64::INFINITY, f64::min);
+    let min = all
+        .iter()
+        .map(|t| t["objective"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
     assert_eq!(best["objective"].as_f64().unwrap(), min);
 
     let experiment = ws.json(&["describe", "experiment", "whole"]);
@@ -57,13 +78,31 @@ fn a_whole_experiment_runs_stores_and_reports() {
 
     let described = ws.run(&["describe", "trial", first]);
     let described = text(&described.stdout);
-    for needle in ["Parameters:", "x = ", "Succeeded", "TrialSucceeded", "Log:", "accuracy"] {
-        assert!(described.contains(needle), "describe trial lacks {needle:?}: {described}");
+    for needle in [
+        "Parameters:",
+        "x = ",
+        "Succeeded",
+        "TrialSucceeded",
+        "Log:",
+        "accuracy",
+    ] {
+        assert!(
+            described.contains(needle),
+            "describe trial lacks {needle:?}: {described}"
+        );
     }
     let listed = ws.run(&["get", "experiments"]);
-    assert!(text(&listed.stdout).contains("whole"), "{}", text(&listed.stdout));
+    assert!(
+        text(&listed.stdout).contains("whole"),
+        "{}",
+        text(&listed.stdout)
+    );
     let yaml = ws.run(&["get", "trials", "whole", "-o", "yaml"]);
-    assert!(yaml.status.success() && text(&yaml.stdout).contains("state: Succeeded"), "{}", text(&yaml.stdout));
+    assert!(
+        yaml.status.success() && text(&yaml.stdout).contains("state: Succeeded"),
+        "{}",
+        text(&yaml.stdout)
+    );
 }
 
 #[test]
@@ -93,7 +132,13 @@ fn grid_exhaustion_ends_the_experiment() {
     assert_eq!(points.len(), 6, "grid points repeat");
     let experiment = ws.json(&["describe", "experiment", "gridded"]);
     assert_eq!(experiment["reason"], "ExperimentSuggestionEndReached");
-    assert!(experiment["message"].as_str().unwrap().contains("search space exhausted"), "{experiment}");
+    assert!(
+        experiment["message"]
+            .as_str()
+            .unwrap()
+            .contains("search space exhausted"),
+        "{experiment}"
+    );
 }
 
 #[test]
@@ -112,11 +157,19 @@ fn failed_trials_count_against_max_failed_trial_count() {
         .yaml(),
     );
     let out = ws.run(&["run", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "a failed experiment exits 1; stderr: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed experiment exits 1; stderr: {}",
+        text(&out.stderr)
+    );
     let all = trials(&ws, "failing");
     assert_eq!(states(&all), vec!["Failed", "Failed"]);
     let message = all[0]["message"].as_str().unwrap();
-    assert!(message.contains("code 3") && message.contains("about to fail"), "{message}");
+    assert!(
+        message.contains("code 3") && message.contains("about to fail"),
+        "{message}"
+    );
     let experiment = ws.json(&["describe", "experiment", "failing"]);
     assert_eq!(experiment["status"], "Failed");
     assert_eq!(experiment["reason"], "ExperimentFailed");
@@ -140,7 +193,11 @@ fn a_trial_without_the_objective_metric_is_metrics_unavailable() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let all = trials(&ws, "quiet");
     assert_eq!(states(&all), vec!["MetricsUnavailable"; 2]);
-    assert!(all[0]["message"].as_str().unwrap().contains("\"loss\""), "{}", all[0]["message"]);
+    assert!(
+        all[0]["message"].as_str().unwrap().contains("\"loss\""),
+        "{}",
+        all[0]["message"]
+    );
     let best = ws.run(&["best", "quiet"]);
     assert_eq!(best.status.code(), Some(1), "no best trial yet");
 }
@@ -162,7 +219,10 @@ fn metrics_unavailable_counts_as_failed_for_the_budget() {
     );
     let out = ws.run(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    assert_eq!(states(&trials(&ws, "quiet-budget")), vec!["MetricsUnavailable"]);
+    assert_eq!(
+        states(&trials(&ws, "quiet-budget")),
+        vec!["MetricsUnavailable"]
+    );
 }
 
 #[test]
@@ -170,19 +230,31 @@ fn a_command_that_cannot_start_is_bad_input_with_a_clear_message() {
     let ws = Workspace::new();
     let file = ws.write(
         "missing.yaml",
-        &ExperimentFile { name: "missing", command: "[./no-such-trainer.sh]", ..Default::default() }.yaml(),
+        &ExperimentFile {
+            name: "missing",
+            command: "[./no-such-trainer.sh]",
+            ..Default::default()
+        }
+        .yaml(),
     );
     let out = ws.run(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("no-such-trainer.sh") && stderr.contains("could not start"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-trainer.sh") && stderr.contains("could not start"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn trials_run_in_the_experiment_files_directory_with_the_container_env() {
     let ws = Workspace::new();
     std::fs::create_dir_all(ws.path().join("proj")).unwrap();
-    std::fs::write(ws.path().join("proj/train.sh"), "#!/bin/sh\necho \"loss=$SCALE\"\n").unwrap();
+    std::fs::write(
+        ws.path().join("proj/train.sh"),
+        "#!/bin/sh\necho \"loss=$SCALE\"\n",
+    )
+    .unwrap();
     let file = ws.path().join("proj/exp.yaml");
     std::fs::write(
         &file,

@@ -196,8 +196,27 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     return Ok((RunOutcome::Completed(completion), self.record));
                 }
                 Decision::Continue { new_trials } if new_trials > 0 && !self.exhausted => {
-                    self.create_trials(new_trials, reporter)?;
-                    continue;
+                    match self.create_trials(new_trials, reporter) {
+                        Ok(0) if !self.exhausted => {
+                            return Err(DriverError::Engine {
+                                engine: self.engine.engine.name().into(),
+                                message: format!(
+                                    "returned no point for {new_trials} requested without saying it is exhausted"
+                                ),
+                            });
+                        }
+                        Ok(_) => continue,
+                        Err(error) => {
+                            // Leave nothing running behind: trials already started are stopped.
+                            self.stop_all(
+                                "stopped: another trial of this experiment could not start",
+                                reporter,
+                            )
+                            .await?;
+                            self.store.flush()?;
+                            return Err(error);
+                        }
+                    }
                 }
                 Decision::Continue { .. } => {}
             }
@@ -211,11 +230,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             tokio::select! {
                 event = self.events.recv() => {
                     let Some(event) = event else { continue };
-                    self.handle(event, reporter)?;
+                    let mut finished = Vec::new();
+                    finished.extend(self.handle(event)?);
                     while let Ok(event) = self.events.try_recv() {
-                        self.handle(event, reporter)?;
+                        finished.extend(self.handle(event)?);
                     }
+                    // One flush for the whole batch, before anything is reported as done.
                     self.store.flush()?;
+                    self.report_finished(&finished, reporter);
                 }
                 _ = &mut shutdown => {
                     self.stop_all("interrupted: the run was stopped (Ctrl-C); run the same command again to resume", reporter).await?;
@@ -227,6 +249,13 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     reporter.tick(&progress);
                 }
             }
+        }
+    }
+
+    fn report_finished(&self, finished: &[usize], reporter: &mut dyn Reporter) {
+        let progress = self.progress();
+        for &i in finished {
+            reporter.trial_finished(&self.trials[i], &progress);
         }
     }
 
@@ -294,12 +323,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         Ok(suggestions.points)
     }
 
+    /// Creates and starts up to `count` trials; returns how many were created.
     fn create_trials(
         &mut self,
         count: u32,
         reporter: &mut dyn Reporter,
-    ) -> Result<(), DriverError> {
+    ) -> Result<usize, DriverError> {
         let points = self.suggest(count)?;
+        let created_count = points.len();
         let now = Timestamp::now();
         let mut created = Vec::new();
         for point in points {
@@ -401,25 +432,23 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             }
         }
         self.store.flush()?;
-        Ok(())
+        Ok(created_count)
     }
 
-    fn handle(
-        &mut self,
-        event: RuntimeEvent,
-        reporter: &mut dyn Reporter,
-    ) -> Result<(), DriverError> {
+    /// Applies one runtime event; returns the index of the trial it finished, if any. The caller
+    /// flushes the store and then reports finished trials.
+    fn handle(&mut self, event: RuntimeEvent) -> Result<Option<usize>, DriverError> {
         match event {
             RuntimeEvent::Observations { trial, points } => {
                 let Some(&i) = self.by_name.get(&trial) else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 self.store.put_observations(self.trials[i].uid, &points)?;
                 metrics::merge(&mut self.trials[i].metrics, &points);
             }
             RuntimeEvent::Exited { trial, outcome } => {
                 let Some(&i) = self.by_name.get(&trial) else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 self.runtime.forget(&trial);
                 let points = self.store.observations(self.trials[i].uid, None)?;
@@ -475,12 +504,10 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 };
                 record.transition(state, reason, message, now);
                 self.store.put_trial(&self.trials[i])?;
-                self.store.flush()?;
-                let progress = self.progress();
-                reporter.trial_finished(&self.trials[i], &progress);
+                return Ok(Some(i));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn stop_all(
@@ -510,7 +537,10 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             if let RuntimeEvent::Exited { trial, .. } = &event {
                 waiting.remove(trial);
             }
-            self.handle(event, reporter)?;
+            if let Some(i) = self.handle(event)? {
+                self.store.flush()?;
+                self.report_finished(&[i], reporter);
+            }
         }
         Ok(())
     }

@@ -238,7 +238,12 @@ mod tests {
     use super::*;
     use crate::spec::{Algorithm, Collector, Experiment, Objective};
 
-    fn experiment(max: Option<u32>, max_failed: Option<u32>, parallel: u32, goal: Option<f64>) -> CheckedExperiment {
+    fn experiment(
+        max: Option<u32>,
+        max_failed: Option<u32>,
+        parallel: u32,
+        goal: Option<f64>,
+    ) -> CheckedExperiment {
         CheckedExperiment {
             experiment: Experiment {
                 api_version: "kubeflow.org/v1beta1".into(),
@@ -250,7 +255,12 @@ mod tests {
             name: "e".into(),
             space: SearchSpace::new(vec![Parameter {
                 name: "x".into(),
-                domain: Domain::Int { min: 0, max: 9, step: None, distribution: Default::default() },
+                domain: Domain::Int {
+                    min: 0,
+                    max: 9,
+                    step: None,
+                    distribution: Default::default(),
+                },
             }])
             .unwrap(),
             objective: Objective {
@@ -260,7 +270,11 @@ mod tests {
                 additional_metrics: vec![],
                 strategies: BTreeMap::new(),
             },
-            algorithm: Algorithm { name: "random".into(), settings: vec![], seed: None },
+            algorithm: Algorithm {
+                name: "random".into(),
+                settings: vec![],
+                seed: None,
+            },
             parallel_trial_count: parallel,
             max_trial_count: max,
             max_failed_trial_count: max_failed,
@@ -297,34 +311,64 @@ mod tests {
     #[test]
     fn fills_free_parallel_slots_within_the_trial_budget() {
         let exp = experiment(Some(5), None, 3, None);
-        assert_eq!(decide(&exp, &[], false, None), Decision::Continue { new_trials: 3 });
-        let trials = [trial(Running, None), trial(Succeeded, Some(0.5)), trial(Succeeded, Some(0.6))];
+        assert_eq!(
+            decide(&exp, &[], false, None),
+            Decision::Continue { new_trials: 3 }
+        );
+        let trials = [
+            trial(Running, None),
+            trial(Succeeded, Some(0.5)),
+            trial(Succeeded, Some(0.6)),
+        ];
         // 2 finished + 1 running of 5: room for 2 more, and 2 parallel slots free
-        assert_eq!(decide(&exp, &trials, false, None), Decision::Continue { new_trials: 2 });
+        assert_eq!(
+            decide(&exp, &trials, false, None),
+            Decision::Continue { new_trials: 2 }
+        );
         // the runtime's own limit (GPUs) caps it
-        assert_eq!(decide(&exp, &trials, false, Some(1)), Decision::Continue { new_trials: 1 });
+        assert_eq!(
+            decide(&exp, &trials, false, Some(1)),
+            Decision::Continue { new_trials: 1 }
+        );
     }
 
     #[test]
     fn max_trials_reached_counts_finished_trials_but_not_killed_ones() {
         let exp = experiment(Some(2), None, 3, None);
         let done = [trial(Succeeded, Some(0.1)), trial(Failed, None)];
-        assert_eq!(decide(&exp, &done, false, None), Decision::Complete(Completion::MaxTrialsReached));
+        assert_eq!(
+            decide(&exp, &done, false, None),
+            Decision::Complete(Completion::MaxTrialsReached)
+        );
         let cut_off = [trial(Succeeded, Some(0.1)), trial(Killed, None)];
-        assert_eq!(decide(&exp, &cut_off, false, None), Decision::Continue { new_trials: 1 });
+        assert_eq!(
+            decide(&exp, &cut_off, false, None),
+            Decision::Continue { new_trials: 1 }
+        );
     }
 
     #[test]
     fn goal_reached_wins_over_everything_and_respects_direction() {
         let exp = experiment(Some(10), Some(1), 3, Some(0.9));
         assert_eq!(
-            decide(&exp, &[trial(Failed, None), trial(Succeeded, Some(0.95))], false, None),
+            decide(
+                &exp,
+                &[trial(Failed, None), trial(Succeeded, Some(0.95))],
+                false,
+                None
+            ),
             Decision::Complete(Completion::GoalReached)
         );
-        assert_eq!(decide(&exp, &[trial(Succeeded, Some(0.85))], false, None), Decision::Continue { new_trials: 3 });
+        assert_eq!(
+            decide(&exp, &[trial(Succeeded, Some(0.85))], false, None),
+            Decision::Continue { new_trials: 3 }
+        );
         let mut minimize = experiment(Some(10), None, 3, Some(0.9));
         minimize.objective.direction = Direction::Minimize;
-        assert!(goal_reached(&minimize, &[trial(Succeeded, Some(0.9))]), "a tie meets the goal");
+        assert!(
+            goal_reached(&minimize, &[trial(Succeeded, Some(0.9))]),
+            "a tie meets the goal"
+        );
         assert!(!goal_reached(&minimize, &[trial(Succeeded, Some(0.95))]));
     }
 
@@ -332,16 +376,25 @@ mod tests {
     fn too_many_failures_counts_metrics_unavailable_like_katib() {
         let exp = experiment(Some(10), Some(2), 3, None);
         let one = [trial(Failed, None)];
-        assert_eq!(decide(&exp, &one, false, None), Decision::Continue { new_trials: 3 });
+        assert_eq!(
+            decide(&exp, &one, false, None),
+            Decision::Continue { new_trials: 3 }
+        );
         let two = [trial(Failed, None), trial(MetricsUnavailable, None)];
-        assert_eq!(decide(&exp, &two, false, None), Decision::Complete(Completion::TooManyFailures));
+        assert_eq!(
+            decide(&exp, &two, false, None),
+            Decision::Complete(Completion::TooManyFailures)
+        );
         assert!(!Completion::TooManyFailures.succeeded());
     }
 
     #[test]
     fn zero_failures_allowed_ends_at_the_first_failure() {
         let exp = experiment(Some(10), Some(0), 3, None);
-        assert_eq!(decide(&exp, &[], false, None), Decision::Continue { new_trials: 3 });
+        assert_eq!(
+            decide(&exp, &[], false, None),
+            Decision::Continue { new_trials: 3 }
+        );
         assert_eq!(
             decide(&exp, &[trial(Failed, None)], false, None),
             Decision::Complete(Completion::TooManyFailures)
@@ -351,19 +404,31 @@ mod tests {
     #[test]
     fn exhausted_search_waits_for_running_trials_then_completes() {
         let exp = experiment(Some(10), None, 3, None);
-        assert_eq!(decide(&exp, &[trial(Running, None)], true, None), Decision::Continue { new_trials: 0 });
+        assert_eq!(
+            decide(&exp, &[trial(Running, None)], true, None),
+            Decision::Continue { new_trials: 0 }
+        );
         assert_eq!(
             decide(&exp, &[trial(Succeeded, Some(0.3))], true, None),
             Decision::Complete(Completion::SearchExhausted)
         );
-        assert!(Completion::SearchExhausted.message().contains("search space exhausted"));
+        assert!(
+            Completion::SearchExhausted
+                .message()
+                .contains("search space exhausted")
+        );
     }
 
     #[test]
     fn no_max_trial_count_runs_until_something_else_ends_it() {
         let exp = experiment(None, None, 2, None);
-        let many: Vec<_> = (0..50).map(|i| trial(Succeeded, Some(f64::from(i)))).collect();
-        assert_eq!(decide(&exp, &many, false, None), Decision::Continue { new_trials: 2 });
+        let many: Vec<_> = (0..50)
+            .map(|i| trial(Succeeded, Some(f64::from(i))))
+            .collect();
+        assert_eq!(
+            decide(&exp, &many, false, None),
+            Decision::Continue { new_trials: 2 }
+        );
     }
 
     #[test]
