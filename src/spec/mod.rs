@@ -126,7 +126,8 @@ pub struct CheckedExperiment {
     pub max_failed_trial_count: Option<u32>,
     /// How metrics are collected.
     pub collector: Collector,
-    /// The trial template (defaulted: primary container name, conditions).
+    /// The trial template (defaulted: success/failure conditions and primary pod labels by kind;
+    /// `primaryContainerName` is required, as in Katib, and names a container of `trialSpec`).
     pub template: TrialTemplate,
 }
 
