@@ -200,3 +200,68 @@ pub(crate) fn sampling_contract(engine: &dyn Engine) {
         size as usize
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::grid::GridEngine;
+    use crate::random::RandomEngine;
+    use crate::sobol::SobolEngine;
+
+    fn distribution() -> impl Strategy<Value = Distribution> {
+        prop_oneof![
+            Just(Distribution::Uniform),
+            Just(Distribution::LogUniform),
+            Just(Distribution::Normal),
+            Just(Distribution::LogNormal),
+        ]
+    }
+
+    /// Domains of at most 5 values.
+    fn small_domain() -> impl Strategy<Value = Domain> {
+        prop_oneof![
+            (1i64..20, 0i64..5, distribution()).prop_map(|(min, width, distribution)| {
+                Domain::Int {
+                    min,
+                    max: min + width,
+                    step: None,
+                    distribution,
+                }
+            }),
+            (1u32..4, 0.01f64..2.0, distribution()).prop_map(|(steps, step, distribution)| {
+                Domain::Double {
+                    min: step,
+                    max: step * f64::from(steps + 1),
+                    step: Some(step),
+                    distribution,
+                }
+            }),
+            (1usize..4).prop_map(|n| Domain::Categorical {
+                choices: (0..n).map(|i| format!("c{i}")).collect(),
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn engines_cover_small_spaces_exactly_once(
+            domains in prop::collection::vec(small_domain(), 1..4),
+            batch in 1usize..8,
+        ) {
+            let names: Vec<String> = (0..domains.len()).map(|i| format!("p{i}")).collect();
+            let space = space(names.iter().map(String::as_str).zip(domains).collect());
+            let cardinality = space.cardinality().unwrap() as usize;
+            let engines: [&dyn Engine; 3] = [&RandomEngine, &SobolEngine, &GridEngine];
+            for engine in engines {
+                let (points, calls) = drain(engine, &space, batch);
+                prop_assert_eq!(points.len(), cardinality, "{}", engine.name());
+                prop_assert_eq!(distinct_keys(&space, &points), cardinality);
+                prop_assert!(points.iter().all(|p| space.contains(p)));
+                prop_assert_eq!(calls, cardinality.div_ceil(batch));
+            }
+        }
+    }
+}
