@@ -118,7 +118,7 @@ impl<'a> TakenPoints<'a> {
     /// From a random index, walks forward (wrapping) to the next untaken index, `want` times.
     fn pick_scanned(&self, cardinality: u128, want: usize, rng: &mut impl Rng) -> Vec<u128> {
         let mut chosen: HashSet<u128> = HashSet::new();
-        let mut picked = Vec::with_capacity(want);
+        let mut picked = Vec::new();
         // Every step past a taken or chosen index passes one of them, so a walk is bounded.
         let max_steps = self.keys.len() as u128 + want as u128 + 1;
         while picked.len() < want {
