@@ -5,11 +5,17 @@
 //! controller that restarts can ask again and lose nothing. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+mod counter_state;
 pub mod engine;
 pub mod grid;
 pub mod random;
+mod seeding;
 pub mod sobol;
+mod sobol_directions;
 pub mod space;
+mod taken;
+#[cfg(test)]
+mod test_support;
 
 pub use engine::{CompletedTrial, Engine, EngineError, SuggestRequest, Suggestions};
 pub use space::{Distribution, Domain, Parameter, Point, SearchSpace, SpaceError, Value};
