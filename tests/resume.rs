@@ -138,6 +138,7 @@ fn a_changed_spec_under_the_same_name_is_refused() {
         &ExperimentFile {
             name: "same",
             max_trials: 1,
+            parallel: 1,
             ..Default::default()
         }
         .yaml(),
@@ -148,6 +149,7 @@ fn a_changed_spec_under_the_same_name_is_refused() {
         &ExperimentFile {
             name: "same",
             max_trials: 1,
+            parallel: 1,
             algorithm: "sobol",
             ..Default::default()
         }

@@ -117,7 +117,7 @@ fn grid_exhaustion_ends_the_experiment() {
             parameters: "[{name: a, parameterType: int, feasibleSpace: {min: \"1\", max: \"2\"}}, \
                          {name: b, parameterType: categorical, feasibleSpace: {list: [p, q, r]}}]",
             trial_parameters: "[{name: a, reference: a}, {name: b, reference: b}]",
-            command: "[sh, -c, 'echo loss=${trialParameters.a}']",
+            command: "[sh, -c, 'echo loss=${trialParameters.a} # ${trialParameters.b}']",
             max_trials: 20,
             parallel: 4,
             ..Default::default()
@@ -148,7 +148,7 @@ fn failed_trials_count_against_max_failed_trial_count() {
         "fail.yaml",
         &ExperimentFile {
             name: "failing",
-            command: "[sh, -c, 'echo about to fail >&2; exit 3']",
+            command: "[sh, -c, 'echo about to fail at x=${trialParameters.x} >&2; exit 3']",
             max_trials: 10,
             parallel: 1,
             max_failed: Some(2),
@@ -182,7 +182,7 @@ fn a_trial_without_the_objective_metric_is_metrics_unavailable() {
         "nometric.yaml",
         &ExperimentFile {
             name: "quiet",
-            command: "[sh, -c, 'echo accuracy=0.9']",
+            command: "[sh, -c, 'echo accuracy=${trialParameters.x}']",
             max_trials: 2,
             parallel: 2,
             ..Default::default()
@@ -209,7 +209,7 @@ fn metrics_unavailable_counts_as_failed_for_the_budget() {
         "nometric.yaml",
         &ExperimentFile {
             name: "quiet-budget",
-            command: "[sh, -c, 'echo nothing']",
+            command: "[sh, -c, 'echo nothing for ${trialParameters.x}']",
             max_trials: 5,
             parallel: 1,
             max_failed: Some(1),
@@ -232,7 +232,7 @@ fn a_command_that_cannot_start_is_bad_input_with_a_clear_message() {
         "missing.yaml",
         &ExperimentFile {
             name: "missing",
-            command: "[./no-such-trainer.sh]",
+            command: "[./no-such-trainer.sh, '${trialParameters.x}']",
             ..Default::default()
         }
         .yaml(),
