@@ -1,5 +1,6 @@
 //! `sextant run FILE`: run an experiment locally with live progress, then print a summary.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use crate::controller::resume::{Prepared, prepare};
 use crate::runtime::gpu::{GpuPool, parse_gpu_list};
 use crate::runtime::local::{LocalConfig, LocalRuntime};
 use crate::spec::template::primary_container;
-use crate::spec::{self, CheckedExperiment, Direction};
+use crate::spec::{self, CheckedExperiment, Direction, MetricStrategyKind};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, TrialRecord, TrialState};
 
 /// Arguments of `sextant run`.
@@ -98,7 +99,7 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         ))
     })?;
 
-    let mut reporter = ConsoleReporter::new(args.quiet);
+    let mut reporter = ConsoleReporter::new(args.quiet, checked.objective.strategies.clone());
     if record.trials_created > 0 {
         reporter.note(&format!(
             "resuming experiment {} ({} trial(s) from earlier runs) in {}",
@@ -251,14 +252,18 @@ fn print_summary(
 
 /// Progress on stderr: a line per finished trial, and a status line kept up to date on a terminal.
 struct ConsoleReporter {
+    /// Each metric's strategy, so a finished trial shows the value that counts (`max` accuracy),
+    /// not merely the last one.
+    strategies: BTreeMap<String, MetricStrategyKind>,
     quiet: bool,
     terminal: bool,
     status_shown: bool,
 }
 
 impl ConsoleReporter {
-    fn new(quiet: bool) -> Self {
+    fn new(quiet: bool, strategies: BTreeMap<String, MetricStrategyKind>) -> Self {
         ConsoleReporter {
+            strategies,
             quiet,
             terminal: std::io::stderr().is_terminal(),
             status_shown: false,
@@ -339,7 +344,14 @@ impl Reporter for ConsoleReporter {
         let metrics = trial
             .metrics
             .iter()
-            .map(|m| format!("{}={}", m.name, number(m.latest)))
+            .map(|m| {
+                let (value, how) = match self.strategies.get(&m.name) {
+                    Some(MetricStrategyKind::Min) => (m.min, "min"),
+                    Some(MetricStrategyKind::Max) => (m.max, "max"),
+                    _ => (m.latest, "latest"),
+                };
+                format!("{}={} ({how})", m.name, number(value))
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let symbol = match trial.state {

@@ -123,7 +123,7 @@ impl Completion {
                 "Experiment has succeeded because max trial count has reached"
             }
             Completion::SearchExhausted => {
-                "Experiment has succeeded because the search space is exhausted: search space exhausted, every point has been tried"
+                "Experiment has succeeded: search space exhausted (every point has been tried)"
             }
         }
     }

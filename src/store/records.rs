@@ -117,7 +117,7 @@ impl TrialState {
 
 impl std::fmt::Display for TrialState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
