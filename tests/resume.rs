@@ -106,11 +106,20 @@ fn sigkill_then_resume_keeps_the_counts_exact() {
 
 #[test]
 fn ctrl_c_stops_trials_and_resume_finishes_the_experiment() {
+    interrupt_then_resume(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_is_handled_like_ctrl_c() {
+    interrupt_then_resume(nix::sys::signal::Signal::SIGTERM);
+}
+
+fn interrupt_then_resume(signal: nix::sys::signal::Signal) {
     let ws = Workspace::new();
     let file = ws.write("slow.yaml", &slow_experiment("interrupted"));
     let child = start_and_wait_for(&ws, &file, 1);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "Ctrl-C exits 130");
 

@@ -275,3 +275,30 @@ fn trials_run_in_the_experiment_files_directory_with_the_container_env() {
     let all = trials(&ws, "envy");
     assert_eq!(all[0]["objective"].as_f64(), Some(0.25));
 }
+
+#[test]
+fn non_utf8_output_does_not_stop_metric_collection() {
+    // Regression: reading output as UTF-8 text stopped at the first invalid byte, so later metric
+    // lines were lost (and a chatty trial could block on a full pipe).
+    let ws = Workspace::new();
+    let file = ws.write(
+        "bytes.yaml",
+        &ExperimentFile {
+            name: "bytes",
+            command: "[sh, -c, 'printf \"\\377\\376 binary noise\\n\"; echo \"loss=${trialParameters.x}\"']",
+            max_trials: 1,
+            parallel: 1,
+            ..Default::default()
+        }
+        .yaml(),
+    );
+    let out = ws.run(&["run", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = trials(&ws, "bytes");
+    assert_eq!(states(&all), vec!["Succeeded"], "{all:?}");
+    let log = std::fs::read(all[0]["logPath"].as_str().unwrap()).unwrap();
+    assert!(
+        log.starts_with(&[0xff, 0xfe]),
+        "the log keeps the raw bytes"
+    );
+}

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use tokio::signal::unix::{SignalKind, signal};
+
 use super::error::{EXIT_FAILED, EXIT_INTERRUPTED};
 use super::output::{Table, duration, number, write_stdout};
 use super::{CliError, open_store};
@@ -151,8 +153,18 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         receiver,
         log_dir,
     )?;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Registered before the first trial starts, so an early Ctrl-C is caught too (the default
+    // action would end sextant and leave the trials' process groups running). SIGTERM (`kill`,
+    // `timeout`, a service manager) is handled the same way.
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::failed(format!("cannot handle Ctrl-C: {e}")))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| CliError::failed(format!("cannot handle SIGTERM: {e}")))?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
     };
     let (outcome, record) = driver.run(shutdown, &mut reporter).await?;
     reporter.clear_status();

@@ -157,13 +157,14 @@ impl LocalRuntime {
         tokio::spawn(async move {
             let mut log = BufWriter::new(tokio::fs::File::from_std(log_file));
             let mut parser = parser;
-            let mut out = stdout.map(|s| BufReader::new(s).lines());
-            let mut err = stderr.map(|s| BufReader::new(s).lines());
+            let mut out = OutputStream::new(stdout);
+            let mut err = OutputStream::new(stderr);
             let mut io_error = None;
-            while out.is_some() || err.is_some() {
+            loop {
                 let line = tokio::select! {
-                    line = next_line(&mut out), if out.is_some() => line,
-                    line = next_line(&mut err), if err.is_some() => line,
+                    line = out.next_line(), if !out.done => line,
+                    line = err.next_line(), if !err.done => line,
+                    else => break,
                 };
                 match line {
                     Ok(Some(line)) => {
@@ -171,7 +172,10 @@ impl LocalRuntime {
                             io_error.get_or_insert(format!("writing the trial log: {e}"));
                         }
                         if let Some(parser) = parser.as_mut() {
-                            let points = parser.parse_line(&line, jiff::Timestamp::now());
+                            // Trainers may print anything; a stray non-UTF-8 byte must not stop
+                            // the reading (the trial would block on a full pipe).
+                            let text = String::from_utf8_lossy(&line);
+                            let points = parser.parse_line(&text, jiff::Timestamp::now());
                             if !points.is_empty() {
                                 let _ = events.send(RuntimeEvent::Observations {
                                     trial: trial_name.clone(),
@@ -222,31 +226,60 @@ impl LocalRuntime {
     }
 }
 
-/// Reads one line from an optional stream; marks the stream finished at its end.
-async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
-    stream: &mut Option<tokio::io::Lines<R>>,
-) -> std::io::Result<Option<String>> {
-    let Some(lines) = stream.as_mut() else {
-        return Ok(None);
-    };
-    match lines.next_line().await {
-        Ok(Some(line)) => Ok(Some(line)),
-        Ok(None) => {
-            *stream = None;
-            Ok(None)
+/// One of a trial's output streams, read as lines of raw bytes.
+struct OutputStream<R> {
+    reader: Option<BufReader<R>>,
+    /// The line being read. It survives a cancelled read (the other stream won a `select!`), so
+    /// no byte is lost.
+    line: Vec<u8>,
+    done: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> OutputStream<R> {
+    fn new(stream: Option<R>) -> Self {
+        OutputStream {
+            done: stream.is_none(),
+            reader: stream.map(BufReader::new),
+            line: Vec::new(),
         }
-        Err(e) => {
-            *stream = None;
-            Err(e)
+    }
+
+    /// The next line without its line ending; `None` at the end of the stream.
+    async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(reader) = self.reader.as_mut() else {
+            self.done = true;
+            return Ok(None);
+        };
+        match reader.read_until(b'\n', &mut self.line).await {
+            Ok(0) => {
+                self.done = true;
+                Ok((!self.line.is_empty()).then(|| std::mem::take(&mut self.line)))
+            }
+            Ok(_) => {
+                if self.line.last() != Some(&b'\n') {
+                    // The stream ended without a final newline; the next read returns 0.
+                    return Ok(Some(std::mem::take(&mut self.line)));
+                }
+                let mut line = std::mem::take(&mut self.line);
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Ok(Some(line))
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
         }
     }
 }
 
 async fn write_line<W: tokio::io::AsyncWrite + Unpin>(
     log: &mut W,
-    line: &str,
+    line: &[u8],
 ) -> std::io::Result<()> {
-    log.write_all(line.as_bytes()).await?;
+    log.write_all(line).await?;
     log.write_all(b"\n").await
 }
 
