@@ -302,3 +302,56 @@ fn non_utf8_output_does_not_stop_metric_collection() {
         "the log keeps the raw bytes"
     );
 }
+
+#[test]
+fn the_file_collector_reads_json_lines_per_trial() {
+    let ws = Workspace::new();
+    let metrics = ws.path().join("metrics.json");
+    let collector = format!(
+        "  metricsCollectorSpec:\n    collector:\n      kind: File\n    source:\n      fileSystemPath:\n        kind: File\n        format: JSON\n        path: {}\n  parameters:",
+        metrics.display()
+    );
+    let command = format!(
+        "[sh, -c, 'echo \"{{\\\"loss\\\": ${{trialParameters.x}}, \\\"epoch\\\": 1}}\" >> {}']",
+        metrics.display()
+    );
+    let yaml = ExperimentFile {
+        name: "filed",
+        command: &command,
+        max_trials: 3,
+        parallel: 1,
+        ..Default::default()
+    }
+    .yaml()
+    .replacen("  parameters:", &collector, 1);
+    let file = ws.write("file.yaml", &yaml);
+    let out = ws.run(&["run", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = trials(&ws, "filed");
+    assert_eq!(states(&all), vec!["Succeeded"; 3]);
+    for trial in &all {
+        // each trial sees only its own line, although the trainer appends to a shared path
+        let x: f64 = trial["assignments"][0]["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (trial["objective"].as_f64().unwrap() - x).abs() < 1e-9,
+            "{trial}"
+        );
+        assert_eq!(trial["metrics"][0]["count"], 1, "{trial}");
+    }
+
+    let parallel = yaml
+        .replace("parallelTrialCount: 1", "parallelTrialCount: 2")
+        .replace("name: filed", "name: filed2");
+    let file = ws.write("file2.yaml", &parallel);
+    let out = ws.run(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("parallelTrialCount to 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}

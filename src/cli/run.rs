@@ -15,7 +15,7 @@ use crate::controller::resume::{Prepared, prepare};
 use crate::runtime::gpu::{GpuPool, parse_gpu_list};
 use crate::runtime::local::{LocalConfig, LocalRuntime};
 use crate::spec::template::primary_container;
-use crate::spec::{self, CheckedExperiment, Direction, MetricStrategyKind};
+use crate::spec::{self, CheckedExperiment, Collector, Direction, MetricStrategyKind};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, TrialRecord, TrialState};
 
 /// Arguments of `sextant run`.
@@ -77,6 +77,15 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         )));
     }
 
+    if let Collector::File { path, .. } = &checked.collector
+        && checked.parallel_trial_count > 1
+    {
+        return Err(CliError::input(format!(
+            "{}: spec.metricsCollectorSpec: the File collector reads {path:?}, which parallel local trials would \
+             all write; set spec.parallelTrialCount to 1, or collect from StdOut",
+            args.file.display()
+        )));
+    }
     let store = open_store(data_dir)?;
     let record = match prepare(&store, &checked, Some(file.clone()), work_dir.clone())? {
         Prepared::Run(record) => record,

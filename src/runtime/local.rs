@@ -104,6 +104,27 @@ impl LocalRuntime {
         } else {
             PathBuf::from(program)
         };
+        let file_source = match &self.config.collector {
+            Collector::File {
+                path,
+                format,
+                filters,
+            } => Some((self.config.work_dir.join(path), *format, filters.clone())),
+            _ => None,
+        };
+        if let Some((path, _, _)) = &file_source {
+            // Katib gives every pod a fresh file; locally the path is shared by consecutive
+            // trials, so a file left by the previous trial is removed before this one starts.
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StartError(format!(
+                        "cannot remove the previous trial's metrics file {}: {e}",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
         let log_file = std::fs::File::create(&trial.log_path).map_err(|e| {
             StartError(format!(
                 "cannot create the log file {}: {e}",
@@ -141,14 +162,6 @@ impl LocalRuntime {
                 LineParser::new(&self.config.metric_names, filters)
                     .map_err(|e| StartError(format!("metrics collector: {e}")))?,
             ),
-            _ => None,
-        };
-        let file_source = match &self.config.collector {
-            Collector::File {
-                path,
-                format,
-                filters,
-            } => Some((self.config.work_dir.join(path), *format, filters.clone())),
             _ => None,
         };
         let metric_names = self.config.metric_names.clone();
