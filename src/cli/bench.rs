@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::error::CliError;
 use super::output::{Table, write_stdout};
-use crate::controller::driver::{Driver, Progress, Reporter, RunOutcome};
+use super::run::local_driver;
+use crate::controller::driver::{Progress, Reporter, RunOutcome};
 use crate::controller::resume::{Prepared, prepare};
 use crate::runtime::gpu::GpuPool;
-use crate::runtime::local::{LocalConfig, LocalRuntime};
 use crate::spec;
 use crate::store::{Store, TrialRecord};
 
@@ -159,25 +159,16 @@ async fn through_sextant(trials: u32, parallel: u32) -> Result<(Duration, Durati
             "benchmark experiment unexpectedly complete",
         ));
     };
-    let engine =
-        sextant_suggestion::configure(&checked.algorithm.name, &checked.algorithm.settings)
-            .map_err(|e| CliError::failed(e.to_string()))?;
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let runtime = LocalRuntime::new(
-        LocalConfig {
-            work_dir: dir.path().to_path_buf(),
-            log_dir: log_dir.clone(),
-            primary_container: "training-container".into(),
-            metric_names: checked.objective.metric_names(),
-            collector: checked.collector.clone(),
-            experiment: record.name.clone(),
-        },
+    let started = Instant::now();
+    let driver = local_driver(
+        &store,
+        &checked,
+        record,
+        dir.path().to_path_buf(),
+        log_dir,
         GpuPool::default(),
         0,
-        sender,
-    );
-    let started = Instant::now();
-    let driver = Driver::new(&store, checked, record, engine, runtime, receiver, log_dir)?;
+    )?;
     let (outcome, _) = driver.run(std::future::pending(), &mut Silent).await?;
     let wall = started.elapsed();
     if outcome != RunOutcome::Completed(crate::controller::policy::Completion::MaxTrialsReached) {

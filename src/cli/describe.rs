@@ -127,10 +127,10 @@ fn describe_experiment(record: &ExperimentRecord, view: &ExperimentView) -> Stri
             fs.distribution.as_deref().unwrap_or("uniform")
         ));
     }
-    let t = &view.trials;
+    let (total, t) = (view.trials.total, &view.trials.by_state);
     out.push_str(&format!(
         "Trials:      {} total: {} succeeded, {} failed, {} metrics unavailable, {} early stopped, {} killed, {} running, {} pending\n",
-        t.total, t.succeeded, t.failed, t.metrics_unavailable, t.early_stopped, t.killed, t.running, t.pending
+        total, t.succeeded, t.failed, t.metrics_unavailable, t.early_stopped, t.killed, t.running, t.pending
     ));
     match &view.current_optimal_trial {
         Some(best) => out.push_str(&format!(

@@ -64,20 +64,9 @@ pub struct ExperimentView {
 pub struct CountsView {
     /// All trials.
     pub total: usize,
-    /// Pending.
-    pub pending: u32,
-    /// Running.
-    pub running: u32,
-    /// Succeeded.
-    pub succeeded: u32,
-    /// Failed.
-    pub failed: u32,
-    /// MetricsUnavailable.
-    pub metrics_unavailable: u32,
-    /// EarlyStopped.
-    pub early_stopped: u32,
-    /// Killed.
-    pub killed: u32,
+    /// By state.
+    #[serde(flatten)]
+    pub by_state: TrialCounts,
 }
 
 /// The best trial.
@@ -101,7 +90,6 @@ impl ExperimentView {
         } else {
             Direction::Maximize
         };
-        let c = TrialCounts::of(trials);
         ExperimentView {
             name: record.name.clone(),
             status: format!("{:?}", record.phase),
@@ -118,13 +106,7 @@ impl ExperimentView {
             objective_type: objective.objective_type,
             trials: CountsView {
                 total: trials.len(),
-                pending: c.pending,
-                running: c.running,
-                succeeded: c.succeeded,
-                failed: c.failed,
-                metrics_unavailable: c.metrics_unavailable,
-                early_stopped: c.early_stopped,
-                killed: c.killed,
+                by_state: TrialCounts::of(trials),
             },
             current_optimal_trial: policy::best_trial(direction, trials).map(|b| BestView {
                 best_trial_name: b.name.clone(),
@@ -176,8 +158,8 @@ fn get_experiments(store: &Store, format: OutputFormat) -> Result<u8, CliError> 
             v.status.clone(),
             v.algorithm.clone(),
             v.trials.total.to_string(),
-            v.trials.succeeded.to_string(),
-            (v.trials.failed + v.trials.metrics_unavailable).to_string(),
+            v.trials.by_state.succeeded.to_string(),
+            v.trials.by_state.failed_for_budget().to_string(),
             v.current_optimal_trial
                 .as_ref()
                 .map(|b| format!("{}={}", v.objective_metric_name, number(b.objective)))

@@ -136,31 +136,14 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         ));
     }
 
-    let engine =
-        sextant_suggestion::configure(&checked.algorithm.name, &checked.algorithm.settings)
-            .map_err(|e| CliError::input(format!("spec.algorithm: {e}")))?;
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let runtime = LocalRuntime::new(
-        LocalConfig {
-            work_dir,
-            log_dir: log_dir.clone(),
-            primary_container: primary_name,
-            metric_names: checked.objective.metric_names(),
-            collector: checked.collector.clone(),
-            experiment: record.name.clone(),
-        },
+    let driver = local_driver(
+        &store,
+        &checked,
+        record,
+        work_dir,
+        log_dir,
         gpus,
         template_container.gpus,
-        sender,
-    );
-    let driver = Driver::new(
-        &store,
-        checked.clone(),
-        record,
-        engine,
-        runtime,
-        receiver,
-        log_dir,
     )?;
     // Registered before the first trial starts, so an early Ctrl-C is caught too (the default
     // action would end sextant and leave the trials' process groups running). SIGTERM (`kill`,
@@ -205,6 +188,48 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
             })
         }
     }
+}
+
+/// The control loop for one experiment with trials as local processes (used by `run` and `bench`).
+pub(crate) fn local_driver<'s>(
+    store: &'s Store,
+    checked: &CheckedExperiment,
+    record: ExperimentRecord,
+    work_dir: PathBuf,
+    log_dir: PathBuf,
+    gpus: GpuPool,
+    gpus_per_trial: u32,
+) -> Result<Driver<'s, LocalRuntime>, CliError> {
+    let engine =
+        sextant_suggestion::configure(&checked.algorithm.name, &checked.algorithm.settings)
+            .map_err(|e| CliError::input(format!("spec.algorithm: {e}")))?;
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let runtime = LocalRuntime::new(
+        LocalConfig {
+            work_dir,
+            log_dir: log_dir.clone(),
+            primary_container: checked
+                .template
+                .primary_container_name
+                .clone()
+                .unwrap_or_default(),
+            metric_names: checked.objective.metric_names(),
+            collector: checked.collector.clone(),
+            experiment: record.name.clone(),
+        },
+        gpus,
+        gpus_per_trial,
+        sender,
+    );
+    Ok(Driver::new(
+        store,
+        checked.clone(),
+        record,
+        engine,
+        runtime,
+        receiver,
+        log_dir,
+    )?)
 }
 
 /// The final table of trials and the best one.

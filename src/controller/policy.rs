@@ -25,7 +25,8 @@ pub mod reason {
 }
 
 /// How many trials are in each state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TrialCounts {
     /// Pending.
     pub pending: u32,
