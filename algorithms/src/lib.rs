@@ -5,6 +5,7 @@
 //! controller that restarts can ask again and lose nothing. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+pub mod bo;
 mod counter_state;
 pub mod engine;
 pub mod grid;
