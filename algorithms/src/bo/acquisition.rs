@@ -13,8 +13,8 @@
 //!
 //! EI and PI are *scored* on the log scale (`log EI`, `log PI`): the logarithm is monotone, so
 //! the maximiser is the one the user asked for, and the optimiser keeps a useful gradient where
-//! the plain values underflow. `Ei` and `LogEi` differ only in `ξ` (scikit-optimize's 0.01 for
-//! `EI`, 0 for `LogEI` as in Optuna and BoTorch).
+//! the plain values underflow. So `Ei` and `LogEi` choose the same points; both names are kept
+//! because users write both (`EI` from scikit-optimize, `LogEI` from Optuna and BoTorch).
 
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 

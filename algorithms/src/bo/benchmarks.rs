@@ -115,6 +115,8 @@ fn settings() -> BayesOptSettings {
     };
     BayesOptSettings {
         acquisition,
+        kappa: env_or("BO_KAPPA", DEFAULT_KAPPA),
+        xi: env_or("BO_XI", DEFAULT_XI),
         ..BayesOptSettings::default()
     }
 }
@@ -213,11 +215,30 @@ fn quality() {
         let mut line = format!("{:12}", function.0);
         for b in [50, 100, 200] {
             if b <= budget {
-                line += &format!("  {b}: {:.3e}", median(at(b)));
+                let v = at(b);
+                let gm = (v.iter().map(|r| r.max(1e-12).ln()).sum::<f64>() / v.len() as f64).exp();
+                let mut sorted = v.clone();
+                sorted.sort_by(f64::total_cmp);
+                let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+                line += &format!(
+                    "  {b}: {:.3e} (gm {:.2e} q25 {:.1e} q75 {:.1e})",
+                    median(v),
+                    gm,
+                    q(0.25),
+                    q(0.75)
+                );
             }
         }
         line += &format!("  [{:.1}s engine]", time);
         println!("{line}");
+        println!(
+            "    per seed @50: {}",
+            at(50.min(budget))
+                .iter()
+                .map(|v| format!("{v:.2e}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         println!(
             "    per seed @{budget}: {}",
             at(budget)
@@ -293,5 +314,55 @@ fn latency() {
             );
         }
         println!("{line}");
+    }
+}
+
+#[test]
+#[ignore = "diagnostic: run by hand"]
+fn trace() {
+    let seed: u64 = env_or("BO_SEED", 10);
+    let budget: usize = env_or("BO_BUDGET", 60);
+    let function = functions().remove(0);
+    let engine = BayesOptEngine::new(settings());
+    let space = box_space(&function.1);
+    let mut history: Vec<CompletedTrial> = Vec::new();
+    let mut state: Option<serde_json::Value> = None;
+    let mut best = f64::INFINITY;
+    for t in 0..budget {
+        let answer = engine
+            .suggest(&SuggestRequest {
+                space: &space,
+                history: &history,
+                pending: &[],
+                count: 1,
+                seed,
+                state: state.as_ref(),
+            })
+            .unwrap();
+        let point = answer.points[0].clone();
+        let x = coordinates(&point);
+        let loss = (function.2)(&x);
+        best = best.min(loss);
+        let hyper = answer.state.get("hyper").cloned().unwrap_or_default();
+        let ls: Vec<String> = hyper
+            .get("log_lengthscales")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|v| format!("{:.2}", v.as_f64().unwrap_or(0.0).exp()))
+            .collect();
+        println!(
+            "{t:3} loss {loss:9.4} best {:9.2e}  ls [{}] s {:.2} noise {:.1e}  x {:?}",
+            best - function.3,
+            ls.join(" "),
+            hyper.get("log_signal").and_then(|v| v.as_f64()).unwrap_or(0.0).exp(),
+            hyper.get("log_noise").and_then(|v| v.as_f64()).unwrap_or(0.0).exp(),
+            x.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
+        );
+        history.push(CompletedTrial {
+            point,
+            loss: Some(loss),
+        });
+        state = Some(answer.state);
     }
 }

@@ -259,10 +259,19 @@ impl Objective {
 fn log_prior(hyper: &Hyper, kernel: &Kernel) -> (f64, Vec<f64>) {
     let mut value = 0.0;
     let mut grad = Vec::with_capacity(hyper.dims() + 2);
+    let mode = super::knob("BO_K_LSPRIOR", 0.0) as u32;
+    let dims = hyper.dims().max(1) as f64;
     for &log_l in &hyper.log_lengthscales {
-        let l2 = (2.0 * log_l).exp();
-        value -= LENGTHSCALE_PRIOR_RATE * (l2 + 1.0 / l2);
-        grad.push(-2.0 * LENGTHSCALE_PRIOR_RATE * (l2 - 1.0 / l2));
+        if mode == 1 {
+            let mu = std::f64::consts::SQRT_2 + 0.5 * dims.ln() + super::knob("BO_K_LSMU", 0.0);
+            let var = 3.0;
+            value -= (log_l - mu) * (log_l - mu) / (2.0 * var);
+            grad.push(-(log_l - mu) / var);
+        } else {
+            let l2 = (2.0 * log_l).exp();
+            value -= LENGTHSCALE_PRIOR_RATE * (l2 + 1.0 / l2);
+            grad.push(-2.0 * LENGTHSCALE_PRIOR_RATE * (l2 - 1.0 / l2));
+        }
     }
     let s = kernel.signal;
     value += (SIGNAL_PRIOR.0 - 1.0) * s.ln() - SIGNAL_PRIOR.1 * s;
@@ -351,12 +360,16 @@ pub(crate) fn fit(data: Data<'_>, starts: &[Hyper]) -> Option<Hyper> {
 fn run_lbfgs(objective: &Objective, theta0: Vec<f64>) -> Option<(f64, Vec<f64>)> {
     let linesearch = MoreThuenteLineSearch::new();
     let solver = LBFGS::new(linesearch, LBFGS_MEMORY)
-        .with_tolerance_grad(FIT_GRADIENT_TOLERANCE)
+        .with_tolerance_grad(super::knob("BO_K_FITTOL", FIT_GRADIENT_TOLERANCE))
         .ok()?
         .with_tolerance_cost(0.0)
         .ok()?;
     let result = Executor::new(ObjectiveRef(objective), solver)
-        .configure(|state| state.param(theta0).max_iters(FIT_MAX_ITERATIONS))
+        .configure(|state| {
+            state
+                .param(theta0)
+                .max_iters(super::knob("BO_K_FITITERS", FIT_MAX_ITERATIONS as f64) as u64)
+        })
         .ctrlc(false)
         .run()
         .ok()?;

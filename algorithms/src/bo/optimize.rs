@@ -220,7 +220,11 @@ impl Search<'_> {
             .with_tolerance_cost(0.0)
             .ok()?;
         let result = Executor::new(problem, solver)
-            .configure(|state| state.param(z0).max_iters(POLISH_MAX_ITERATIONS))
+            .configure(|state| {
+                state
+                    .param(z0)
+                    .max_iters(super::knob("BO_K_PITERS", POLISH_MAX_ITERATIONS as f64) as u64)
+            })
             .ctrlc(false)
             .run()
             .ok()?;
