@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::engine::CompletedTrial;
-use crate::space::Value;
+use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

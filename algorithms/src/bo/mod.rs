@@ -49,6 +49,7 @@ mod gp;
 mod kernel;
 mod linalg;
 mod optimize;
+mod qmc;
 mod state;
 mod training;
 
@@ -72,7 +73,7 @@ use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
 use crate::random::RandomEngine;
 use crate::seeding::{mix64, stream_rng, unit_f64};
 use crate::sobol::{self, SobolEngine};
-use crate::space::{Distribution, Domain, Parameter, Point, SearchSpace};
+use crate::space::Point;
 use crate::taken::TakenPoints;
 
 /// The acquisition function (Katib/scikit-optimize `acq_func`, plus `LogEI`).
@@ -318,6 +319,7 @@ impl BayesOptEngine {
         let request = call.request;
         let space = request.space;
         let width = encoder.width();
+        let t0 = std::time::Instant::now();
         let training = Training::new(rows, width);
         let n = training.len();
 
@@ -332,6 +334,7 @@ impl BayesOptEngine {
             chol,
         );
 
+        let t1 = std::time::Instant::now();
         let scores = self.scores();
         if self.settings.acquisition == Acquisition::GpHedge {
             update_gains(saved, &posterior, width);
@@ -385,7 +388,17 @@ impl BayesOptEngine {
                 request.seed,
                 draw,
             ));
+            let t2 = std::time::Instant::now();
             let rankings = search.run(&mut posterior, &scores, &candidates, &anchors[..1]);
+            if knob("BO_PROF", 0.0) > 0.0 {
+                eprintln!(
+                    "prof n={n} model {:.2}ms cands {:.2}ms search {:.2}ms ({} cands)",
+                    (t1 - t0).as_secs_f64() * 1e3,
+                    (t2 - t1).as_secs_f64() * 1e3,
+                    t2.elapsed().as_secs_f64() * 1e3,
+                    candidates.len()
+                );
+            }
             let firsts: Vec<Option<&Scored>> = rankings
                 .iter()
                 .map(|ranking| {
@@ -544,39 +557,15 @@ fn hedge_choice(gains: &[f64; HEDGE_MEMBERS], seed: u64, draw: u64) -> usize {
     0
 }
 
-/// `count` scrambled Sobol points of `[0, 1)^dims` (random points beyond Sobol's dimensions),
-/// through the Sobol engine on the unit cube.
+/// `count` digitally shifted Sobol points of `[0, 1)^dims` ([`qmc`]); random points beyond
+/// Sobol's dimensions.
 fn sobol_units(dims: usize, seed: u64, count: usize) -> Vec<Vec<f64>> {
-    let params: Vec<Parameter> = (0..dims)
-        .map(|i| Parameter {
-            name: format!("u{i}"),
-            domain: Domain::Double {
-                min: 0.0,
-                max: 1.0,
-                step: None,
-                distribution: Distribution::Uniform,
-            },
-        })
-        .collect();
-    let Ok(cube) = SearchSpace::new(params) else {
-        return Vec::new();
-    };
-    let engine: &dyn Engine = if dims <= sobol::MAX_DIMENSIONS {
-        &SobolEngine
-    } else {
-        &RandomEngine
-    };
-    let answer = engine.suggest(&SuggestRequest {
-        space: &cube,
-        history: &[],
-        pending: &[],
-        count,
-        seed,
-        state: None,
-    });
-    answer
-        .map(|a| a.points.iter().map(|p| cube.to_unit(p)).collect())
-        .unwrap_or_default()
+    qmc::shifted_sobol(dims, seed, count).unwrap_or_else(|| {
+        let mut rng = stream_rng(seed, CANDIDATE_STREAM, 0);
+        (0..count)
+            .map(|_| (0..dims).map(|_| unit_f64(&mut rng)).collect())
+            .collect()
+    })
 }
 
 /// Perturbations of the anchors (encodings of the best points), as unit vectors of the space:

@@ -37,11 +37,13 @@ use crate::space::{Point, SearchSpace};
 /// Most alternating rounds (continuous L-BFGS, then discrete line search) per local search.
 const MAX_LOCAL_ROUNDS: usize = 4;
 /// L-BFGS iterations per continuous polish.
-const POLISH_MAX_ITERATIONS: u64 = 40;
+const POLISH_MAX_ITERATIONS: u64 = 25;
 /// L-BFGS memory.
 const POLISH_MEMORY: usize = 5;
 /// Gradient-norm tolerance of the polish, in length-scale units.
-const POLISH_GRADIENT_TOLERANCE: f64 = 1e-6;
+const POLISH_GRADIENT_TOLERANCE: f64 = 1e-5;
+/// The polish stops when an iteration changes the score by less than this.
+const POLISH_COST_TOLERANCE: f64 = 1e-9;
 /// Weight of the quadratic penalty for leaving the unit box during the polish.
 const BOX_PENALTY: f64 = 1e4;
 /// A move must improve the score by at least this much to count (stops ping-pong on ties).
@@ -96,7 +98,11 @@ impl Search<'_> {
             flat.extend_from_slice(&features);
             points.push(point);
         }
+        let tp = std::time::Instant::now();
         let predictions = posterior.predict_many(&flat);
+        if super::knob("BO_PROF", 0.0) > 0.0 {
+            eprintln!("prof predict_many {:.2}ms", tp.elapsed().as_secs_f64() * 1e3);
+        }
         scores
             .iter()
             .map(|&score| {
@@ -133,7 +139,11 @@ impl Search<'_> {
                     starts_to_polish.push(self.encoder.snap(self.space, first_start).1);
                 }
                 for start in starts_to_polish {
+                    let tl = std::time::Instant::now();
                     polished.push(self.local_search(posterior, score, start));
+                    if super::knob("BO_PROF", 0.0) > 1.0 {
+                        eprintln!("prof local {:.2}ms", tl.elapsed().as_secs_f64() * 1e3);
+                    }
                 }
                 scored.extend(polished);
                 sort_best_first(&mut scored);
@@ -217,7 +227,7 @@ impl Search<'_> {
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), POLISH_MEMORY)
             .with_tolerance_grad(POLISH_GRADIENT_TOLERANCE)
             .ok()?
-            .with_tolerance_cost(0.0)
+            .with_tolerance_cost(super::knob("BO_K_PCT", POLISH_COST_TOLERANCE))
             .ok()?;
         let result = Executor::new(problem, solver)
             .configure(|state| {
@@ -228,6 +238,13 @@ impl Search<'_> {
             .ctrlc(false)
             .run()
             .ok()?;
+        if super::knob("BO_PROF", 0.0) > 1.0 {
+            eprintln!(
+                "prof polish iters {} cost evals {:?}",
+                result.state().get_iter(),
+                result.state().get_func_counts()
+            );
+        }
         let z = result.state().get_best_param()?.clone();
         let mut out = features.to_vec();
         for ((&c, l), zk) in columns.iter().zip(&scale).zip(&z) {
