@@ -140,28 +140,30 @@ fn run(function: &Function, seed: u64, budget: usize) -> (Vec<f64>, f64) {
     let mut best = f64::INFINITY;
     let mut trace = Vec::new();
     let mut seconds = 0.0;
-    for _ in 0..budget {
+    let batch: usize = env_or("BO_BATCH", 1);
+    while history.len() < budget {
         let started = Instant::now();
         let answer = engine
             .suggest(&SuggestRequest {
                 space: &space,
                 history: &history,
                 pending: &[],
-                count: 1,
+                count: batch.min(budget - history.len()),
                 seed,
                 state: state.as_ref(),
             })
             .unwrap();
         seconds += started.elapsed().as_secs_f64();
-        let point = answer.points[0].clone();
-        assert!(space.contains(&point));
-        let loss = (function.2)(&coordinates(&point));
-        best = best.min(loss);
-        trace.push(best - function.3);
-        history.push(CompletedTrial {
-            point,
-            loss: Some(loss),
-        });
+        for point in answer.points.clone() {
+            assert!(space.contains(&point));
+            let loss = (function.2)(&coordinates(&point));
+            best = best.min(loss);
+            trace.push(best - function.3);
+            history.push(CompletedTrial {
+                point,
+                loss: Some(loss),
+            });
+        }
         let bytes = serde_json::to_vec(&answer.state).unwrap();
         state = Some(serde_json::from_slice(&bytes).unwrap());
     }

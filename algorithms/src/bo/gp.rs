@@ -22,8 +22,8 @@
 //! # Posterior
 //!
 //! [`Posterior`] holds the factor of `K + σ²_n I` as a [`GrowingCholesky`], so that pending
-//! points and the points already chosen for a batch can be added as *fantasies* (kriging
-//! believer) in `O(n²)` each, without refitting. Predictions for many candidates share one
+//! points and the points already chosen for a batch can be added as *fantasies* in `O(n²)` each,
+//! without refitting. Predictions for many candidates share one
 //! blocked triangular solve.
 
 use std::cell::RefCell;
@@ -504,7 +504,7 @@ impl Posterior {
         self.chol
     }
 
-    /// Adds a fantasy observation `y` at `x` (kriging believer: `y` is the posterior mean).
+    /// Adds a fantasy observation `y` at `x` (a running trial or a point already in the batch).
     pub(crate) fn add_fantasy(&mut self, x: &[f64], y: f64) {
         if x.len() != self.dims {
             return;

@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! { "engine": "bayesianoptimization", "version": 1, "sobol_index": 10,
-//!   "hyper": { "log_lengthscales": [..], "log_signal": 0.1, "log_noise": -9.2 },
+//!   "hyper": { "log_lengthscales": [..], "log_signal": 0.1, "log_noise": -9.2, "bits": [..] },
 //!   "fitted_at": 42, "gains": [0.0, 0.0, 0.0], "proposals": [[..], [..], [..]] }
 //! ```
 //!
@@ -32,7 +32,9 @@ const ENGINE_TAG: &str = "bayesianoptimization";
 /// Number of `gp_hedge` portfolio members (EI, PI, LCB).
 pub(crate) const HEDGE_MEMBERS: usize = 3;
 
-/// Hyperparameters as saved.
+/// Hyperparameters as saved: readable values, and their exact bits, which are what is read back
+/// (a decimal float may come back from a JSON parser one unit in the last place off, and every
+/// later suggestion depends on these values).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SavedHyper {
     /// `log ℓ_d`.
@@ -41,6 +43,9 @@ pub(crate) struct SavedHyper {
     pub(crate) log_signal: f64,
     /// `log(σ²_n − floor)`.
     pub(crate) log_noise: f64,
+    /// The bits of `[log ℓ.., log s, log noise]`.
+    #[serde(default)]
+    pub(crate) bits: Vec<u64>,
 }
 
 impl From<&Hyper> for SavedHyper {
@@ -49,12 +54,17 @@ impl From<&Hyper> for SavedHyper {
             log_lengthscales: h.log_lengthscales.clone(),
             log_signal: h.log_signal,
             log_noise: h.log_noise,
+            bits: h.to_flat().iter().map(|v| v.to_bits()).collect(),
         }
     }
 }
 
 impl From<&SavedHyper> for Hyper {
     fn from(h: &SavedHyper) -> Self {
+        if h.bits.len() == Hyper::count(h.log_lengthscales.len()) {
+            let flat: Vec<f64> = h.bits.iter().map(|b| f64::from_bits(*b)).collect();
+            return Hyper::from_flat(&flat);
+        }
         Hyper {
             log_lengthscales: h.log_lengthscales.clone(),
             log_signal: h.log_signal,
@@ -155,13 +165,14 @@ mod tests {
 
     #[test]
     fn reads_what_it_writes_and_refuses_strangers() {
+        let hyper = Hyper {
+            log_lengthscales: vec![0.1 + 1e-17, -0.2 / 3.0],
+            log_signal: std::f64::consts::PI,
+            log_noise: -9.0,
+        };
         let state = SavedState {
             sobol_index: Some(12),
-            hyper: Some(SavedHyper {
-                log_lengthscales: vec![0.1, -0.2],
-                log_signal: 0.3,
-                log_noise: -9.0,
-            }),
+            hyper: Some((&hyper).into()),
             fitted_at: 30,
             gains: [1.0, -2.0, 0.5],
             proposals: vec![vec![0.1, 0.2]],
@@ -171,7 +182,7 @@ mod tests {
         let bytes = serde_json::to_vec(&json).unwrap();
         let back: Json = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(SavedState::read(Some(&back)).unwrap(), state);
-        assert!(state.hyper_for(2).is_some());
+        assert_eq!(state.hyper_for(2), Some(hyper));
         assert!(state.hyper_for(3).is_none());
 
         assert_eq!(SavedState::read(None).unwrap(), SavedState::default());

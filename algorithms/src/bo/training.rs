@@ -86,7 +86,7 @@ impl Training {
         self.y.iter().copied().fold(f64::INFINITY, f64::min)
     }
 
-    /// The row with the lowest loss (the first of ties).
+    /// The `count` rows with the lowest losses, best first (ties by position).
     pub(crate) fn best_rows(&self, count: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.sort_by(|&a, &b| self.y[a].total_cmp(&self.y[b]).then(a.cmp(&b)));
