@@ -104,7 +104,7 @@ impl Encoder {
         &self.slots
     }
 
-    /// Whether every parameter is continuous (so points are compared by exact bits only).
+    /// The input columns of the continuous doubles (the ones the gradient polish moves).
     pub(crate) fn columns_of_continuous(&self) -> Vec<usize> {
         self.slots
             .iter()
@@ -162,7 +162,8 @@ impl Encoder {
     }
 
     /// The point an encoding stands for: numeric inputs through `from_unit` (rounded to the grid,
-    /// clamped), one-hot blocks by argmax.
+    /// clamped), one-hot blocks by argmax. ([`Encoder::snap`] is this plus the re-encoding.)
+    #[cfg(test)]
     pub(crate) fn decode(&self, space: &SearchSpace, features: &[f64]) -> Point {
         space.from_unit(&self.unit_of(features))
     }
@@ -273,7 +274,11 @@ mod tests {
             let f = encoder.encode(&space, &point);
             assert_eq!(f.len(), encoder.width());
             let back = encoder.decode(&space, &f);
-            assert_eq!(space.point_key(&back), space.point_key(&point), "{point:?} {back:?}");
+            assert_eq!(
+                space.point_key(&back),
+                space.point_key(&point),
+                "{point:?} {back:?}"
+            );
             // A perturbed one-hot block still decodes to its argmax.
             let mut soft = f.clone();
             for v in &mut soft[1..4] {

@@ -54,7 +54,7 @@ const LOG_LENGTHSCALE_BOX: (f64, f64) = (-6.907_755_278_982_137, 6.907_755_278_9
 /// The box of `log s`: `s ∈ [1e-4, 1e3]` (the outputs are standardised: `s ≈ 1`).
 const LOG_SIGNAL_BOX: (f64, f64) = (-9.210_340_371_976_182, 6.907_755_278_982_137);
 /// The box of `log(σ²_n − floor)`: `[1e-12, 10]`.
-const LOG_NOISE_BOX: (f64, f64) = (-27.631_021_115_928_547, 2.302_585_092_994_046);
+const LOG_NOISE_BOX: (f64, f64) = (-27.631_021_115_928_547, std::f64::consts::LN_10);
 /// Weight of the quadratic penalty for leaving the box.
 const BOX_PENALTY: f64 = 100.0;
 
@@ -80,6 +80,32 @@ pub(crate) fn default_start(dims: usize) -> Hyper {
         log_lengthscales: vec![0.0; dims],
         log_signal: 0.0,
         log_noise: (1e-2f64).ln(),
+    }
+}
+
+/// The last `(argument, cost, gradient)` of an objective: argmin's L-BFGS asks for the cost and
+/// the gradient at the same point in two calls, and each costs a full evaluation.
+#[derive(Debug, Default)]
+pub(crate) struct Memo(RefCell<Option<Evaluation>>);
+
+/// One evaluation of an objective: argument, cost, gradient.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
+impl Memo {
+    /// The cost and gradient at `at`, evaluated by `evaluate` unless `at` was the last argument.
+    pub(crate) fn get_or_insert(
+        &self,
+        at: &[f64],
+        evaluate: impl FnOnce(&[f64]) -> (f64, Vec<f64>),
+    ) -> (f64, Vec<f64>) {
+        if let Some((last, cost, grad)) = self.0.borrow().as_ref()
+            && last.as_slice() == at
+        {
+            return (*cost, grad.clone());
+        }
+        let (cost, grad) = evaluate(at);
+        *self.0.borrow_mut() = Some((at.to_vec(), cost, grad.clone()));
+        (cost, grad)
     }
 }
 
@@ -112,7 +138,7 @@ struct Objective {
     sq: Vec<f64>,
     y: Vec<f64>,
     /// The last evaluation (argmin asks for cost and gradient separately at the same point).
-    last: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    last: Memo,
 }
 
 impl Objective {
@@ -132,19 +158,12 @@ impl Objective {
             dims,
             sq,
             y: data.y.to_vec(),
-            last: RefCell::new(None),
+            last: Memo::default(),
         }
     }
 
     fn cached(&self, theta: &[f64]) -> (f64, Vec<f64>) {
-        if let Some((at, cost, grad)) = self.last.borrow().as_ref()
-            && at.as_slice() == theta
-        {
-            return (*cost, grad.clone());
-        }
-        let (cost, grad) = self.evaluate(theta);
-        *self.last.borrow_mut() = Some((theta.to_vec(), cost, grad.clone()));
-        (cost, grad)
+        self.last.get_or_insert(theta, |t| self.evaluate(t))
     }
 
     /// `−(LML + log prior) + box penalty` and its gradient at `theta`.
@@ -198,8 +217,14 @@ impl Objective {
                 .or(llt::inverse::inverse_scratch::<f64>(n, par)),
         );
         let stack = MemStack::new(&mut buffer);
-        llt::factor::cholesky_in_place(k.as_mut(), Default::default(), par, stack, Default::default())
-            .ok()?;
+        llt::factor::cholesky_in_place(
+            k.as_mut(),
+            Default::default(),
+            par,
+            stack,
+            Default::default(),
+        )
+        .ok()?;
         let l = k;
         let mut alpha = Mat::from_fn(n, 1, |i, _| self.y[i]);
         solve_lower_triangular_in_place(l.as_ref(), alpha.as_mut(), par);
@@ -259,19 +284,10 @@ impl Objective {
 fn log_prior(hyper: &Hyper, kernel: &Kernel) -> (f64, Vec<f64>) {
     let mut value = 0.0;
     let mut grad = Vec::with_capacity(hyper.dims() + 2);
-    let mode = super::knob("BO_K_LSPRIOR", 0.0) as u32;
-    let dims = hyper.dims().max(1) as f64;
     for &log_l in &hyper.log_lengthscales {
-        if mode == 1 {
-            let mu = std::f64::consts::SQRT_2 + 0.5 * dims.ln() + super::knob("BO_K_LSMU", 0.0);
-            let var = 3.0;
-            value -= (log_l - mu) * (log_l - mu) / (2.0 * var);
-            grad.push(-(log_l - mu) / var);
-        } else {
-            let l2 = (2.0 * log_l).exp();
-            value -= LENGTHSCALE_PRIOR_RATE * (l2 + 1.0 / l2);
-            grad.push(-2.0 * LENGTHSCALE_PRIOR_RATE * (l2 - 1.0 / l2));
-        }
+        let l2 = (2.0 * log_l).exp();
+        value -= LENGTHSCALE_PRIOR_RATE * (l2 + 1.0 / l2);
+        grad.push(-2.0 * LENGTHSCALE_PRIOR_RATE * (l2 - 1.0 / l2));
     }
     let s = kernel.signal;
     value += (SIGNAL_PRIOR.0 - 1.0) * s.ln() - SIGNAL_PRIOR.1 * s;
@@ -360,16 +376,12 @@ pub(crate) fn fit(data: Data<'_>, starts: &[Hyper]) -> Option<Hyper> {
 fn run_lbfgs(objective: &Objective, theta0: Vec<f64>) -> Option<(f64, Vec<f64>)> {
     let linesearch = MoreThuenteLineSearch::new();
     let solver = LBFGS::new(linesearch, LBFGS_MEMORY)
-        .with_tolerance_grad(super::knob("BO_K_FITTOL", FIT_GRADIENT_TOLERANCE))
+        .with_tolerance_grad(FIT_GRADIENT_TOLERANCE)
         .ok()?
         .with_tolerance_cost(0.0)
         .ok()?;
     let result = Executor::new(ObjectiveRef(objective), solver)
-        .configure(|state| {
-            state
-                .param(theta0)
-                .max_iters(super::knob("BO_K_FITITERS", FIT_MAX_ITERATIONS as f64) as u64)
-        })
+        .configure(|state| state.param(theta0).max_iters(FIT_MAX_ITERATIONS))
         .ctrlc(false)
         .run()
         .ok()?;
@@ -520,7 +532,7 @@ impl Posterior {
     /// solve for all of them.
     pub(crate) fn predict_many(&mut self, xs: &[f64]) -> Vec<Prediction> {
         let dims = self.dims;
-        let m = if dims == 0 { 0 } else { xs.len() / dims };
+        let m = xs.len().checked_div(dims).unwrap_or(0);
         let n = self.len();
         if n == 0 {
             return vec![
@@ -533,10 +545,14 @@ impl Posterior {
         }
         let dense = self.dense.get_or_insert_with(|| self.chol.to_dense());
         let mut v = Mat::from_fn(n, m, |i, c| {
-            self.kernel
-                .eval(&self.x[i * dims..(i + 1) * dims], &xs[c * dims..(c + 1) * dims])
+            self.kernel.eval(
+                &self.x[i * dims..(i + 1) * dims],
+                &xs[c * dims..(c + 1) * dims],
+            )
         });
-        let means: Vec<f64> = (0..m).map(|c| dot(v.col_as_slice(c), &self.alpha)).collect();
+        let means: Vec<f64> = (0..m)
+            .map(|c| dot(v.col_as_slice(c), &self.alpha))
+            .collect();
         solve_lower_many(dense.as_ref(), v.as_mut());
         means
             .into_iter()
@@ -576,13 +592,12 @@ impl Posterior {
         let n = self.len();
         let kernel = &self.kernel;
         let mut k = Vec::with_capacity(n);
-        // Per training point, ∂k/∂r² · s (the slope shared by every input dimension).
+        // Per training point, the gradient factor shared by every input dimension.
         let mut slope = Vec::with_capacity(n);
         for i in 0..n {
-            let row = &self.x[i * dims..(i + 1) * dims];
-            let (m, dm) = matern52_with_slope(kernel.r2(x, row));
-            k.push(kernel.signal * m);
-            slope.push(kernel.signal * dm);
+            let (ki, gi) = kernel.eval_with_slope(x, &self.x[i * dims..(i + 1) * dims]);
+            k.push(ki);
+            slope.push(gi);
         }
         let mean = dot(&k, &self.alpha);
         let mut v = k;
@@ -590,13 +605,13 @@ impl Posterior {
         let var = (kernel.signal - dot(&v, &v)).max(0.0);
         let mut w = v;
         self.chol.solve_upper(&mut w);
-        // ∂k_i/∂x_d = 2 s m'(r²) (x_d − x_id) / ℓ_d²; mean: Σ α_i ∂k_i; var: −2 Σ w_i ∂k_i.
+        // ∂k_i/∂x_d = g_i (x_d − x_id) / ℓ_d²; mean: Σ α_i ∂k_i; var: −2 Σ w_i ∂k_i.
         let mut d_mean = vec![0.0; dims];
         let mut d_var = vec![0.0; dims];
         for i in 0..n {
             let row = &self.x[i * dims..(i + 1) * dims];
-            let a = 2.0 * slope[i] * self.alpha[i];
-            let b = -4.0 * slope[i] * w[i];
+            let a = slope[i] * self.alpha[i];
+            let b = -2.0 * slope[i] * w[i];
             for d in 0..dims {
                 let diff = (x[d] - row[d]) * kernel.inv_sq_lengthscales[d];
                 d_mean[d] += a * diff;
@@ -616,7 +631,12 @@ mod tests {
     use super::*;
     use crate::seeding::{stream_rng, unit_f64};
 
-    fn random_data(n: usize, dims: usize, seed: u64, f: impl Fn(&[f64]) -> f64) -> (Vec<f64>, Vec<f64>) {
+    fn random_data(
+        n: usize,
+        dims: usize,
+        seed: u64,
+        f: impl Fn(&[f64]) -> f64,
+    ) -> (Vec<f64>, Vec<f64>) {
         let mut rng = stream_rng(seed, 1, 2);
         let x: Vec<f64> = (0..n * dims).map(|_| unit_f64(&mut rng)).collect();
         let y: Vec<f64> = x.chunks(dims).map(&f).collect();
@@ -626,7 +646,11 @@ mod tests {
     #[test]
     fn likelihood_gradient_matches_finite_differences() {
         let (x, y) = random_data(15, 3, 5, |p| (3.0 * p[0]).sin() + p[1] * p[1] - 0.5 * p[2]);
-        let data = Data { x: &x, y: &y, dims: 3 };
+        let data = Data {
+            x: &x,
+            y: &y,
+            dims: 3,
+        };
         let hyper = Hyper {
             log_lengthscales: vec![-0.7, 0.2, 0.5],
             log_signal: 0.3,
@@ -655,9 +679,16 @@ mod tests {
     fn fit_finds_the_relevant_dimension() {
         // y depends on x_0 only; x_1 is irrelevant and must get a much longer length-scale.
         let (x, y) = random_data(40, 2, 9, |p| (6.0 * p[0]).sin());
-        let data = Data { x: &x, y: &y, dims: 2 };
+        let data = Data {
+            x: &x,
+            y: &y,
+            dims: 2,
+        };
         let hyper = fit(data, &[default_start(2)]).unwrap();
-        let (l0, l1) = (hyper.log_lengthscales[0].exp(), hyper.log_lengthscales[1].exp());
+        let (l0, l1) = (
+            hyper.log_lengthscales[0].exp(),
+            hyper.log_lengthscales[1].exp(),
+        );
         assert!(l1 > 5.0 * l0, "ℓ_relevant = {l0}, ℓ_irrelevant = {l1}");
         // And the fit improves on its start.
         assert!(neg_log_posterior(data, &hyper).0 < neg_log_posterior(data, &default_start(2)).0);
@@ -674,14 +705,23 @@ mod tests {
         let kernel = hyper.kernel();
         let x = vec![0.2, 0.7];
         let y = vec![1.0, -1.0];
-        let mut post = Posterior::new(kernel.clone(), 1, x.clone(), y.clone(), GrowingCholesky::new());
+        let mut post = Posterior::new(
+            kernel.clone(),
+            1,
+            x.clone(),
+            y.clone(),
+            GrowingCholesky::new(),
+        );
         let a = kernel.signal + kernel.noise;
         let b = kernel.eval(&[0.2], &[0.7]);
         let det = a * a - b * b;
         let inv = [[a / det, -b / det], [-b / det, a / det]];
         for xs in [0.0, 0.2, 0.45, 1.0] {
             let ks = [kernel.eval(&[xs], &[0.2]), kernel.eval(&[xs], &[0.7])];
-            let kinv_y = [inv[0][0] * y[0] + inv[0][1] * y[1], inv[1][0] * y[0] + inv[1][1] * y[1]];
+            let kinv_y = [
+                inv[0][0] * y[0] + inv[0][1] * y[1],
+                inv[1][0] * y[0] + inv[1][1] * y[1],
+            ];
             let mean = ks[0] * kinv_y[0] + ks[1] * kinv_y[1];
             let quad = ks[0] * (inv[0][0] * ks[0] + inv[0][1] * ks[1])
                 + ks[1] * (inv[1][0] * ks[0] + inv[1][1] * ks[1]);
@@ -690,7 +730,11 @@ mod tests {
             let many = post.predict_many(&[xs])[0];
             let with_grad = post.predict_with_grad(&[xs]).at;
             for got in [one, many, with_grad] {
-                assert!((got.mean - mean).abs() < 1e-12, "{xs}: {} vs {mean}", got.mean);
+                assert!(
+                    (got.mean - mean).abs() < 1e-12,
+                    "{xs}: {} vs {mean}",
+                    got.mean
+                );
                 assert!((got.var - var).abs() < 1e-12, "{xs}: {} vs {var}", got.var);
             }
         }
@@ -718,8 +762,16 @@ mod tests {
             let (pu, pd) = (post.predict_one(&up), post.predict_one(&down));
             let fd_mean = (pu.mean - pd.mean) / (2.0 * h);
             let fd_var = (pu.var - pd.var) / (2.0 * h);
-            assert!((fd_mean - g.d_mean[d]).abs() < 1e-6, "{fd_mean} {}", g.d_mean[d]);
-            assert!((fd_var - g.d_var[d]).abs() < 1e-6, "{fd_var} {}", g.d_var[d]);
+            assert!(
+                (fd_mean - g.d_mean[d]).abs() < 1e-6,
+                "{fd_mean} {}",
+                g.d_mean[d]
+            );
+            assert!(
+                (fd_var - g.d_var[d]).abs() < 1e-6,
+                "{fd_var} {}",
+                g.d_var[d]
+            );
         }
     }
 

@@ -189,12 +189,12 @@ const MAX_FALLBACK_DRAWS: usize = 64;
 /// `gp_hedge`'s learning rate η (scikit-optimize's default 1).
 const HEDGE_ETA: f64 = 1.0;
 
-/// Random streams of this engine ("bo..." in ASCII).
-const CANDIDATE_STREAM: u64 = 0x62_6F_63_61_6E_64;
-const PERTURB_STREAM: u64 = 0x62_6F_70_65_72_74;
-const HEDGE_STREAM: u64 = 0x62_6F_68_65_64_67;
-const FIT_STREAM: u64 = 0x62_6F_66_69_74;
-const FALLBACK_STREAM: u64 = 0x62_6F_66_61_6C_6C;
+/// Random streams of this engine, each tagged by eight ASCII bytes.
+const CANDIDATE_STREAM: u64 = u64::from_le_bytes(*b"bo-cands");
+const PERTURB_STREAM: u64 = u64::from_le_bytes(*b"bo-pertb");
+const HEDGE_STREAM: u64 = u64::from_le_bytes(*b"bo-hedge");
+const FIT_STREAM: u64 = u64::from_le_bytes(*b"bo-fitst");
+const FALLBACK_STREAM: u64 = u64::from_le_bytes(*b"bo-fallb");
 
 /// The GP engine.
 #[derive(Debug, Default)]
@@ -232,11 +232,10 @@ impl Engine for BayesOptEngine {
             points: Vec::new(),
             sobol_index: saved.sobol_index.unwrap_or(so_far),
         };
-        let initial = usize::try_from(
-            (self.settings.n_initial_points as u64).saturating_sub(so_far),
-        )
-        .unwrap_or(usize::MAX)
-        .min(request.count);
+        let initial =
+            usize::try_from((self.settings.n_initial_points as u64).saturating_sub(so_far))
+                .unwrap_or(usize::MAX)
+                .min(request.count);
         call.space_filling(initial)?;
 
         if call.points.len() < request.count && !call.taken.is_full() {
@@ -329,7 +328,6 @@ impl BayesOptEngine {
         let request = call.request;
         let space = request.space;
         let width = encoder.width();
-        let t0 = std::time::Instant::now();
         let training = Training::new(rows, width);
         let n = training.len();
 
@@ -344,7 +342,6 @@ impl BayesOptEngine {
             chol,
         );
 
-        let t1 = std::time::Instant::now();
         let scores = self.scores();
         if self.settings.acquisition == Acquisition::GpHedge {
             update_gains(saved, &posterior, width);
@@ -363,23 +360,16 @@ impl BayesOptEngine {
             AcquisitionOptimizer::Sampling => 0,
             AcquisitionOptimizer::Auto | AcquisitionOptimizer::Lbfgs => {
                 if n <= 100 {
-                    knob("BO_K_LS", LOCAL_SEARCHES.0 as f64) as usize
+                    LOCAL_SEARCHES.0
                 } else {
-                    knob("BO_K_LS2", LOCAL_SEARCHES.1 as f64) as usize
+                    LOCAL_SEARCHES.1
                 }
             }
-        };
-        let incumbent = if knob("BO_K_INC", 0.0) as u32 == 1 {
-            (0..n)
-                .map(|i| posterior.predict_one(training.row(i)).mean)
-                .fold(f64::INFINITY, f64::min)
-        } else {
-            training.best()
         };
         let search = Search {
             space,
             encoder,
-            best: incumbent,
+            best: training.best(),
             local_searches,
         };
         let anchors: Vec<Vec<f64>> = training
@@ -388,11 +378,15 @@ impl BayesOptEngine {
             .map(|i| training.row(i).to_vec())
             .collect();
         let n_candidates = (CANDIDATE_WORK / (posterior.len() * posterior.len()).max(1))
-            .clamp(MIN_CANDIDATES, knob("BO_K_CAND", MAX_CANDIDATES as f64) as usize);
+            .clamp(MIN_CANDIDATES, MAX_CANDIDATES);
         let mut proposals_saved = false;
         while call.points.len() < request.count && !call.taken.is_full() {
             let draw = call.so_far().wrapping_add(call.points.len() as u64);
-            let mut candidates = sobol_units(space.dims(), mix64(request.seed ^ mix64(CANDIDATE_STREAM ^ mix64(draw))), n_candidates);
+            let mut candidates = sobol_units(
+                space.dims(),
+                mix64(request.seed ^ mix64(CANDIDATE_STREAM ^ mix64(draw))),
+                n_candidates,
+            );
             candidates.extend(perturbations(
                 encoder,
                 &anchors,
@@ -400,17 +394,7 @@ impl BayesOptEngine {
                 request.seed,
                 draw,
             ));
-            let t2 = std::time::Instant::now();
             let rankings = search.run(&mut posterior, &scores, &candidates, &anchors[..1]);
-            if knob("BO_PROF", 0.0) > 0.0 {
-                eprintln!(
-                    "prof n={n} model {:.2}ms cands {:.2}ms search {:.2}ms ({} cands)",
-                    (t1 - t0).as_secs_f64() * 1e3,
-                    (t2 - t1).as_secs_f64() * 1e3,
-                    t2.elapsed().as_secs_f64() * 1e3,
-                    candidates.len()
-                );
-            }
             let kernel = posterior.kernel().clone();
             let far_enough = |s: &Scored| {
                 fantasies
@@ -437,7 +421,11 @@ impl BayesOptEngine {
                     proposals_saved = true;
                 }
                 let member = hedge_choice(&saved.gains, request.seed, draw);
-                firsts.get(member).copied().flatten().or(firsts.iter().flatten().next().copied())
+                firsts
+                    .get(member)
+                    .copied()
+                    .flatten()
+                    .or(firsts.iter().flatten().next().copied())
             } else {
                 firsts.first().copied().flatten()
             };
@@ -469,7 +457,7 @@ impl BayesOptEngine {
         let refit = match previous {
             None => true,
             Some(_) => {
-                n < knob("BO_K_REFIT", REFIT_EVERY_CALL_BELOW as f64) as usize
+                n < REFIT_EVERY_CALL_BELOW
                     || n < saved.fitted_at
                     || n >= saved.fitted_at + saved.fitted_at.div_ceil(REFIT_GROWTH_DIVISOR).max(1)
             }
@@ -567,7 +555,10 @@ fn update_gains(saved: &mut SavedState, posterior: &Posterior, width: usize) {
 /// Draws a `gp_hedge` member with probabilities `softmax(η · gains)`.
 fn hedge_choice(gains: &[f64; HEDGE_MEMBERS], seed: u64, draw: u64) -> usize {
     let top = gains.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = gains.iter().map(|g| (HEDGE_ETA * (g - top)).exp()).collect();
+    let weights: Vec<f64> = gains
+        .iter()
+        .map(|g| (HEDGE_ETA * (g - top)).exp())
+        .collect();
     let total: f64 = weights.iter().sum();
     let mut r = unit_f64(&mut stream_rng(seed, HEDGE_STREAM, draw)) * total;
     for (i, w) in weights.iter().enumerate() {
@@ -604,11 +595,10 @@ fn perturbations(
         .iter()
         .map(|w| (1.0 / w.sqrt()).min(1.0))
         .collect();
-    let per_anchor = knob("BO_K_PERT", PERTURBATIONS_PER_ANCHOR as f64) as usize;
-    let mut out = Vec::with_capacity(anchors.len() * per_anchor);
+    let mut out = Vec::with_capacity(anchors.len() * PERTURBATIONS_PER_ANCHOR);
     for anchor in anchors {
         let unit = encoder.unit_of(anchor);
-        for k in 0..per_anchor {
+        for k in 0..PERTURBATIONS_PER_ANCHOR {
             let factor = PERTURBATION_SCALES[k % PERTURBATION_SCALES.len()];
             let moved: Vec<f64> = unit
                 .iter()
@@ -653,12 +643,4 @@ fn fallback_point(call: &mut Call<'_, '_>, draw: u64) -> Option<Point> {
         }
     }
     None
-}
-
-/// TEMPORARY tuning knob (removed before merge): an environment override of a constant.
-pub(crate) fn knob(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }

@@ -22,7 +22,6 @@
 //!
 //! The result is every scored point, best first, so the caller can skip points already taken.
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 
 use argmin::core::{CostFunction, Executor, Gradient, State};
@@ -31,7 +30,7 @@ use argmin::solver::quasinewton::LBFGS;
 
 use super::acquisition::Score;
 use super::encoding::{EXHAUSTIVE_VALUES, Encoder, Slot, index_of_unit, unit_of_index};
-use super::gp::Posterior;
+use super::gp::{Memo, Posterior};
 use crate::space::{Point, SearchSpace};
 
 /// Most alternating rounds (continuous L-BFGS, then discrete line search) per local search.
@@ -98,11 +97,7 @@ impl Search<'_> {
             flat.extend_from_slice(&features);
             points.push(point);
         }
-        let tp = std::time::Instant::now();
         let predictions = posterior.predict_many(&flat);
-        if super::knob("BO_PROF", 0.0) > 0.0 {
-            eprintln!("prof predict_many {:.2}ms", tp.elapsed().as_secs_f64() * 1e3);
-        }
         scores
             .iter()
             .map(|&score| {
@@ -139,11 +134,7 @@ impl Search<'_> {
                     starts_to_polish.push(self.encoder.snap(self.space, first_start).1);
                 }
                 for start in starts_to_polish {
-                    let tl = std::time::Instant::now();
                     polished.push(self.local_search(posterior, score, start));
-                    if super::knob("BO_PROF", 0.0) > 1.0 {
-                        eprintln!("prof local {:.2}ms", tl.elapsed().as_secs_f64() * 1e3);
-                    }
                 }
                 scored.extend(polished);
                 sort_best_first(&mut scored);
@@ -161,7 +152,8 @@ impl Search<'_> {
         for _ in 0..MAX_LOCAL_ROUNDS {
             let mut moved = false;
             if !continuous.is_empty()
-                && let Some((v, f)) = self.polish_continuous(posterior, score, &features, &continuous)
+                && let Some((v, f)) =
+                    self.polish_continuous(posterior, score, &features, &continuous)
                 && v > value + MIN_IMPROVEMENT
             {
                 value = v;
@@ -205,7 +197,12 @@ impl Search<'_> {
         let scale: Vec<f64> = columns
             .iter()
             .map(|&c| {
-                let w = posterior.kernel().inv_sq_lengthscales.get(c).copied().unwrap_or(1.0);
+                let w = posterior
+                    .kernel()
+                    .inv_sq_lengthscales
+                    .get(c)
+                    .copied()
+                    .unwrap_or(1.0);
                 let l = 1.0 / w.sqrt();
                 if l.is_finite() && l > 0.0 { l } else { 1.0 }
             })
@@ -217,7 +214,7 @@ impl Search<'_> {
             base: features.to_vec(),
             columns: columns.to_vec(),
             scale: scale.clone(),
-            last: RefCell::new(None),
+            last: Memo::default(),
         };
         let z0: Vec<f64> = columns
             .iter()
@@ -227,24 +224,13 @@ impl Search<'_> {
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), POLISH_MEMORY)
             .with_tolerance_grad(POLISH_GRADIENT_TOLERANCE)
             .ok()?
-            .with_tolerance_cost(super::knob("BO_K_PCT", POLISH_COST_TOLERANCE))
+            .with_tolerance_cost(POLISH_COST_TOLERANCE)
             .ok()?;
         let result = Executor::new(problem, solver)
-            .configure(|state| {
-                state
-                    .param(z0)
-                    .max_iters(super::knob("BO_K_PITERS", POLISH_MAX_ITERATIONS as f64) as u64)
-            })
+            .configure(|state| state.param(z0).max_iters(POLISH_MAX_ITERATIONS))
             .ctrlc(false)
             .run()
             .ok()?;
-        if super::knob("BO_PROF", 0.0) > 1.0 {
-            eprintln!(
-                "prof polish iters {} cost evals {:?}",
-                result.state().get_iter(),
-                result.state().get_func_counts()
-            );
-        }
         let z = result.state().get_best_param()?.clone();
         let mut out = features.to_vec();
         for ((&c, l), zk) in columns.iter().zip(&scale).zip(&z) {
@@ -337,19 +323,12 @@ struct Polish<'a> {
     base: Vec<f64>,
     columns: Vec<usize>,
     scale: Vec<f64>,
-    last: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    last: Memo,
 }
 
 impl Polish<'_> {
     fn cached(&self, z: &[f64]) -> (f64, Vec<f64>) {
-        if let Some((at, cost, grad)) = self.last.borrow().as_ref()
-            && at.as_slice() == z
-        {
-            return (*cost, grad.clone());
-        }
-        let result = self.evaluate(z);
-        *self.last.borrow_mut() = Some((z.to_vec(), result.0, result.1.clone()));
-        result
+        self.last.get_or_insert(z, |z| self.evaluate(z))
     }
 
     fn evaluate(&self, z: &[f64]) -> (f64, Vec<f64>) {

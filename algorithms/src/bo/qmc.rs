@@ -17,8 +17,8 @@ use crate::sobol_directions::JOE_KUO_D6;
 const BITS: usize = 64;
 /// Bits kept: a double's significand.
 const KEPT_BITS: u32 = 53;
-/// Tags the digital shifts ("boqmc" in ASCII).
-const SHIFT_STREAM: u64 = 0x62_6F_71_6D_63;
+/// Tags the digital shifts.
+const SHIFT_STREAM: u64 = u64::from_le_bytes(*b"bo-shift");
 
 /// `count` digitally shifted Sobol points of `[0, 1)^dims`; `None` beyond Sobol's dimensions.
 pub(crate) fn shifted_sobol(dims: usize, seed: u64, count: usize) -> Option<Vec<Vec<f64>>> {

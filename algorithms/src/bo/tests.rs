@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::engine::CompletedTrial;
 use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
-use crate::test_support::{SEED, choices, int_range, space, space_2x3, uniform_double, unit_square};
+use crate::test_support::{
+    SEED, choices, int_range, space, space_2x3, uniform_double, unit_square,
+};
 
 fn engine() -> BayesOptEngine {
     BayesOptEngine::default()
@@ -196,8 +198,16 @@ fn a_batch_spreads_out() {
     }
     // A running trial is a fantasy: the next suggestion moves away from it.
     let single = ask(&bo, &square, &history, &[], 1, SEED, states.last()).unwrap();
-    let with_pending =
-        ask(&bo, &square, &history, &single.points, 1, SEED, states.last()).unwrap();
+    let with_pending = ask(
+        &bo,
+        &square,
+        &history,
+        &single.points,
+        1,
+        SEED,
+        states.last(),
+    )
+    .unwrap();
     assert_ne!(single.points, with_pending.points);
 }
 
@@ -224,7 +234,16 @@ fn a_restart_with_the_saved_state_answers_exactly_as_continuing() {
         for call in 0..22 {
             let batch = 1 + call % 2;
             let answer = ask(&warm, &space, &history, &[], batch, SEED, state.as_ref()).unwrap();
-            let fresh = ask(&engine(), &space, &history, &[], batch, SEED, state.as_ref()).unwrap();
+            let fresh = ask(
+                &engine(),
+                &space,
+                &history,
+                &[],
+                batch,
+                SEED,
+                state.as_ref(),
+            )
+            .unwrap();
             assert_eq!(answer, fresh, "call {call}");
             // The warm engine asked twice (cache now holds this exact call) agrees too.
             let again = ask(&warm, &space, &history, &[], batch, SEED, state.as_ref()).unwrap();
@@ -263,7 +282,10 @@ fn the_state_holds_what_a_restart_needs() {
     let state = states.last().unwrap();
     assert_eq!(state["engine"], "bayesianoptimization");
     assert_eq!(state["version"], 1);
-    assert_eq!(state["hyper"]["log_lengthscales"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        state["hyper"]["log_lengthscales"].as_array().unwrap().len(),
+        2
+    );
     assert_eq!(state["fitted_at"], 13);
     assert!(state["sobol_index"].as_u64().is_some());
     // gp_hedge keeps its gains.
@@ -280,7 +302,13 @@ fn the_state_holds_what_a_restart_needs() {
         .collect();
     assert_eq!(gains.len(), 3);
     assert!(gains.iter().any(|g| *g != 0.0), "{gains:?}");
-    assert_eq!(states.last().unwrap()["proposals"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        states.last().unwrap()["proposals"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -293,7 +321,16 @@ fn foreign_states_are_refused_and_null_is_none() {
         Err(EngineError::BadState(_))
     ));
     let none = ask(&bo, &square, &[], &[], 3, SEED, None).unwrap();
-    let null = ask(&bo, &square, &[], &[], 3, SEED, Some(&serde_json::Value::Null)).unwrap();
+    let null = ask(
+        &bo,
+        &square,
+        &[],
+        &[],
+        3,
+        SEED,
+        Some(&serde_json::Value::Null),
+    )
+    .unwrap();
     assert_eq!(none, null);
 }
 
@@ -302,9 +339,14 @@ fn failed_and_non_finite_trials_are_not_modelled_and_never_repeated() {
     let square = unit_square();
     let bo = engine();
     let (mut history, states) = run(&bo, &square, 12, 1, SEED);
-    for (i, loss) in [None, Some(f64::NAN), Some(f64::INFINITY), Some(f64::NEG_INFINITY)]
-        .into_iter()
-        .enumerate()
+    for (i, loss) in [
+        None,
+        Some(f64::NAN),
+        Some(f64::INFINITY),
+        Some(f64::NEG_INFINITY),
+    ]
+    .into_iter()
+    .enumerate()
     {
         history[i * 2].loss = loss;
     }

@@ -40,15 +40,12 @@ pub(crate) struct Training {
     pub(crate) y: Vec<f64>,
     /// Input dimensions.
     pub(crate) dims: usize,
-    /// Number of usable (finite-loss) trials in the whole history, before any subset.
-    pub(crate) usable: usize,
 }
 
 impl Training {
     /// Builds the training set from `(encoding, loss)` pairs in history order (non-finite losses
     /// already dropped).
     pub(crate) fn new(rows: Vec<(Vec<f64>, f64)>, dims: usize) -> Training {
-        let usable = rows.len();
         let losses: Vec<f64> = rows.iter().map(|(_, y)| *y).collect();
         let keep = select(&losses, MAX_MODEL_POINTS);
         let mut x = Vec::with_capacity(keep.len() * dims);
@@ -63,12 +60,7 @@ impl Training {
         for v in &mut y {
             *v -= level;
         }
-        Training {
-            x,
-            y,
-            dims,
-            usable,
-        }
+        Training { x, y, dims }
     }
 
     /// Number of rows.
@@ -274,13 +266,33 @@ mod tests {
         let even: Vec<f64> = (0..21).map(f64::from).collect();
         let t = power_transform(&even);
         let gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
-        let (lo, hi) = gaps
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), g| (lo.min(*g), hi.max(*g)));
+        let (lo, hi) = gaps.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), g| {
+            (lo.min(*g), hi.max(*g))
+        });
         assert!(lo > 0.0 && hi < 2.0 * lo, "{gaps:?}");
         // Degenerate inputs pass through.
         assert_eq!(power_transform(&[1.0, 1.0, 1.0]), vec![1.0, 1.0, 1.0]);
         assert_eq!(power_transform(&[3.0]), vec![3.0]);
+    }
+
+    #[test]
+    fn beyond_the_cap_the_model_keeps_a_subset() {
+        let n = MAX_MODEL_POINTS + 700;
+        let rows: Vec<(Vec<f64>, f64)> = (0..n)
+            .map(|i| (vec![i as f64 / n as f64], ((i * 7919) % n) as f64))
+            .collect();
+        let training = Training::new(rows, 1);
+        assert_eq!(training.len(), MAX_MODEL_POINTS);
+        assert_eq!(training.x.len(), MAX_MODEL_POINTS);
+        // The best loss (0, at i = 0) and the last point are in; the fit uses fewer.
+        assert_eq!(training.row(0), &[0.0]);
+        assert_eq!(
+            training.row(MAX_MODEL_POINTS - 1),
+            &[(n - 1) as f64 / n as f64]
+        );
+        let (fx, fy) = training.fit_subset();
+        assert_eq!((fx.len(), fy.len()), (MAX_FIT_POINTS, MAX_FIT_POINTS));
+        assert!(training.y.iter().all(|v| v.is_finite()));
     }
 
     #[test]
