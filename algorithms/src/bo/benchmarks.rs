@@ -391,3 +391,69 @@ fn trace() {
         state = Some(answer.state);
     }
 }
+
+/// Per-call latency over a whole experiment (state carried from call to call, so scheduled refits
+/// and cache appends are included), on the latency benchmark's random Rosenbrock history.
+#[test]
+#[ignore = "benchmark: run by hand in release mode"]
+fn latency_loop() {
+    let d: usize = env_or("BO_D", 6);
+    let end: usize = env_or("BO_END", 1000);
+    let engine = BayesOptEngine::new(settings());
+    let space = box_space(&vec![(0.0, 1.0); d]);
+    let mut rng = stream_rng(99, d as u64, 0);
+    let history: Vec<CompletedTrial> = (0..end)
+        .map(|_| {
+            let unit: Vec<f64> = (0..d).map(|_| unit_f64(&mut rng)).collect();
+            let point = space.from_unit(&unit);
+            let x: Vec<f64> = coordinates(&point).iter().map(|v| 4.0 * v - 2.0).collect();
+            CompletedTrial {
+                point,
+                loss: Some(rosenbrock(&x)),
+            }
+        })
+        .collect();
+    let mut state: Option<serde_json::Value> = None;
+    let mut times = Vec::new();
+    for n in 10..=end {
+        let started = Instant::now();
+        let answer = engine
+            .suggest(&SuggestRequest {
+                space: &space,
+                history: &history[..n],
+                pending: &[],
+                count: 1,
+                seed: 99,
+                state: state.as_ref(),
+            })
+            .unwrap();
+        times.push((n, started.elapsed().as_secs_f64() * 1e3));
+        state = Some(answer.state);
+    }
+    for (lo, hi) in [
+        (10, 50),
+        (50, 100),
+        (100, 200),
+        (200, 400),
+        (400, 1000),
+        (1000, 1000),
+    ] {
+        let mut window: Vec<f64> = times
+            .iter()
+            .filter(|(n, _)| *n >= lo && *n <= hi)
+            .map(|(_, t)| *t)
+            .collect();
+        if window.is_empty() {
+            continue;
+        }
+        window.sort_by(f64::total_cmp);
+        let q = |p: f64| window[((window.len() - 1) as f64 * p).round() as usize];
+        println!(
+            "d={d} n in [{lo}, {hi}]: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} calls)",
+            q(0.5),
+            q(0.99),
+            q(1.0),
+            window.len()
+        );
+    }
+}

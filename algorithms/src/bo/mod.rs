@@ -5,20 +5,22 @@
 //! 1. **Initial design.** While fewer than `n_initial_points` trials exist (finished and
 //!    running), points come from the scrambled Sobol engine ([`SobolEngine`]), exactly the points
 //!    the `sobol` algorithm would give.
-//! 2. **Training set** ([`training`]): finished trials with a finite loss, encoded on the unit
-//!    cube with categorical parameters one-hot ([`encoding`]), losses standardised. Failed trials
-//!    are not modelled, but their points, like every finished and running trial's, are never
-//!    suggested again.
-//! 3. **Hyperparameters** ([`gp`]): Matérn-5/2 ARD kernel ([`kernel`]), signal variance and noise
+//! 2. **Training set** (`training`): finished trials with a finite loss, encoded on the unit
+//!    cube with categorical parameters one-hot (`encoding`); losses power-transformed (Box-Cox,
+//!    fitted) and standardised, with the GP's prior mean at their 90th percentile (a pessimistic
+//!    prior against boundary over-exploration). At most 1,500 points are modelled (best, recent
+//!    and a spread beyond that). Failed trials are not modelled, but their points, like every
+//!    finished and running trial's, are never suggested again.
+//! 3. **Hyperparameters** (`gp`): Matérn-5/2 ARD kernel (`kernel`), signal variance and noise
 //!    learned by maximising the log marginal likelihood plus Optuna's priors, with argmin's
 //!    L-BFGS and analytic gradients. Refits follow a schedule: every call below
 //!    [`REFIT_EVERY_CALL_BELOW`] points, then whenever the training set has grown by a tenth
 //!    since the last fit (a geometric schedule: `O(log n)` fits over an experiment). In between,
 //!    the saved hyperparameters are reused and only the posterior is updated.
 //! 4. **Posterior**: the Cholesky factor grows by rows, and the engine keeps the factors of recent
-//!    calls in memory ([`cache`]), so a call that adds one trial costs `O(n²)`, not `O(n³)`. The
-//!    cache only ever saves time: results are bitwise the same without it ([`linalg`]).
-//! 5. **Acquisition** ([`acquisition`], [`optimize`]): EI, PI, LCB, LogEI or the `gp_hedge`
+//!    calls in memory (`cache`), so a call that adds one trial costs `O(n²)`, not `O(n³)`. The
+//!    cache only ever saves time: results are bitwise the same without it (`linalg`).
+//! 5. **Acquisition** (`acquisition`, `optimize`): EI, PI, LCB, LogEI or the `gp_hedge`
 //!    portfolio, maximised over Sobol candidates and perturbations of the best points, the best
 //!    few polished by L-BFGS (continuous parameters) and discrete line searches (the others).
 //!    Ints, stepped doubles, discrete and categorical values are scored at valid points only.
@@ -35,9 +37,26 @@
 //!    A point already observed, running or chosen (by [`SearchSpace::point_key`]) is never
 //!    returned; a finite space that is used up says `exhausted`.
 //!
-//! # The default acquisition: LogEI
+//! # The default acquisition: LCB
 //!
-//! TODO(helper): measured comparison.
+//! Median simple regret over 30 seeds at 50 / 100 trials (sequential, the first 10 from Sobol,
+//! measured with `bo::benchmarks` on the final code), next to Optuna GPSampler's figures quoted
+//! in the issue:
+//!
+//! | acquisition          | Branin          | Hartmann6        | Rosenbrock-4 | Ackley-5    |
+//! |----------------------|-----------------|------------------|--------------|-------------|
+//! | **LCB**, κ = 1.96    | 1.5e-5 / 3.1e-6 | 1.4e-4 / 1.5e-5  | 4.6 / 1.4    | 3.6 / 2.1   |
+//! | LogEI (= EI, ξ = 0)  | 8.6e-5 / 8.0e-6 | 0.12 / 3.9e-5    | 3.9 / 2.9    | 3.3 / 2.5   |
+//! | gp_hedge             | 3.2e-5 / 2.4e-6 | 0.12 / 9.4e-5    | 7.0 / 3.3    | 3.2 / 2.1   |
+//! | PI, ξ = 0            | 4.9e-5 / 5.3e-6 | 0.35 / 0.099     | 15 / 3.5     | 3.6 / 2.2   |
+//! | Optuna GPSampler     | 3.6e-5 / 1.5e-5 | 3.5e-3 / 8.7e-5  | 258 / 14     | 4.08 / 2.70 |
+//!
+//! LCB is the only one at or below the reference in all eight cells. The difference that matters
+//! most is Hartmann6 at 50 trials: its regret is bimodal (runs that have not left the local minima
+//! at 0.12 and 0.19, and runs that have), and LCB's explicit exploration term gets the majority
+//! out in time where EI and PI leave about half stuck. κ = 1.96 (scikit-optimize's default) was the
+//! best of 1.0, 1.5, 1.96, 2.5 and 3.0: smaller values got stuck more often on Hartmann6 and
+//! Ackley-5, larger ones converged more slowly on Branin and Rosenbrock-4.
 //!
 //! # Determinism
 //!
