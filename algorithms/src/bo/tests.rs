@@ -402,6 +402,12 @@ fn degenerate_inputs_do_not_panic() {
         assert_eq!(answer.points.len(), 2, "loss {loss}");
         assert!(answer.points.iter().all(|p| square.contains(p)));
     }
+    // A malformed history point (NaN, out of range) is tolerated.
+    let (mut history, _) = run(&engine(), &square, 12, 1, SEED);
+    history[2].point = vec![Value::Double(f64::NAN), Value::Double(7.0)];
+    history[3].point = vec![Value::Int(3)];
+    let answer = ask(&engine(), &square, &history, &[], 2, SEED, None).unwrap();
+    assert!(answer.points.iter().all(|p| square.contains(p)));
     // Mixed extreme losses.
     let (mut history, _) = run(&engine(), &square, 12, 1, SEED);
     history[3].loss = Some(f64::MAX);
