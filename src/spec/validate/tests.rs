@@ -4,6 +4,8 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::spec::FieldError;
+use sextant_algorithms::{Distribution, Domain};
 use crate::spec::defaults::apply_defaults;
 use crate::spec::parse::parse_experiment;
 use crate::spec::types::{
