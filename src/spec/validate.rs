@@ -75,15 +75,15 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
         "spec.algorithm",
         &mut problems,
     )
-    .map(|(name, settings, engine)| {
-        let seed = engine.seed;
+    .map(|checked| {
+        let seed = checked.engine.seed;
         (
             Algorithm {
-                name,
-                settings,
+                name: checked.name,
+                settings: checked.settings,
                 seed,
             },
-            engine,
+            checked.engine,
         )
     });
     check_early_stopping(spec, &mut problems);

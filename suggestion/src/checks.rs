@@ -92,13 +92,24 @@ pub fn search_space(
     }
 }
 
+/// An algorithm that passed [`check_algorithm`].
+#[derive(Debug)]
+pub struct CheckedAlgorithm {
+    /// Katib algorithm name.
+    pub name: String,
+    /// Settings as (name, value).
+    pub settings: Vec<(String, String)>,
+    /// The engine, configured.
+    pub engine: ConfiguredEngine,
+}
+
 /// Checks `algorithm` (at path `base`) against the registry: the name, each setting once, and
-/// the settings' values. Returns the name, the settings and the configured engine.
+/// the settings' values.
 pub fn check_algorithm(
     algorithm: Option<&AlgorithmSpec>,
     base: &str,
     problems: &mut Problems,
-) -> Option<(String, Vec<(String, String)>, ConfiguredEngine)> {
+) -> Option<CheckedAlgorithm> {
     let available = AVAILABLE_ALGORITHMS.join(", ");
     let Some(algorithm) = algorithm else {
         problems.add(

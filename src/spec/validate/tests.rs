@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::spec::FieldError;
-use sextant_algorithms::{Distribution, Domain};
 use crate::spec::defaults::apply_defaults;
 use crate::spec::parse::parse_experiment;
 use crate::spec::types::{
@@ -13,6 +12,7 @@ use crate::spec::types::{
     FileSystemPath, FilterSpec, MetricStrategy, MetricsCollectorSpec, NasConfig, SourceSpec,
     TrialParameterSpec, TrialTemplate,
 };
+use sextant_algorithms::{Distribution, Domain};
 
 const BASE: &str = r#"
 apiVersion: kubeflow.org/v1beta1
