@@ -150,7 +150,11 @@ pub fn check_algorithm(
         .map(|s| (s.name.clone(), s.value.clone()))
         .collect();
     match crate::registry::configure(name, &settings) {
-        Ok(engine) if problems.count() == before => Some((name.to_string(), settings, engine)),
+        Ok(engine) if problems.count() == before => Some(CheckedAlgorithm {
+            name: name.to_string(),
+            settings,
+            engine,
+        }),
         Ok(_) => None,
         Err(error) => {
             let index = error
