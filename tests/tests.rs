@@ -6,4 +6,5 @@ mod digits;
 mod gpu;
 mod resume;
 mod run;
+mod serve;
 mod validate;

@@ -9,6 +9,7 @@ pub mod get;
 pub mod metrics;
 pub mod output;
 pub mod run;
+pub mod serve;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub enum Command {
     /// Remove an experiment with its trials, metrics and logs.
     #[command(subcommand)]
     Delete(delete::DeleteCommand),
+    /// Serve the HTTP API (today: the suggestion API).
+    Serve(serve::ServeArgs),
     /// Measure Sextant itself.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Metrics(args) => metrics::run(args, &data_dir),
         Command::Best(args) => best::run(args, &data_dir),
         Command::Delete(command) => delete::run(command, &data_dir),
+        Command::Serve(args) => serve::run(args).await,
         Command::Bench(command) => bench::run(command).await,
     }
 }

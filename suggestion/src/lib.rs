@@ -5,10 +5,13 @@
 //! API (a later issue) is mounted on the same registry.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod checks;
 pub mod field_error;
 pub mod katib;
 pub mod registry;
 
 pub use field_error::FieldError;
-pub use registry::{AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError, configure};
+pub use registry::{
+    AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError, configure, seed_from_name,
+};

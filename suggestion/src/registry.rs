@@ -1,6 +1,7 @@
 //! From a Katib algorithm name and its settings to a configured engine.
 
 use sextant_algorithms::Engine;
+use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptSettings};
 use sextant_algorithms::grid::GridEngine;
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
@@ -143,6 +144,95 @@ pub fn configure(
     }
 }
 
+/// Katib's (scikit-optimize's) `bayesianoptimization` settings, with their meaning:
+/// `base_estimator` (only `GP`), `n_initial_points`, `acq_func`, `acq_optimizer`, `random_state`.
+pub fn bayesopt_settings(
+    settings: &[(String, String)],
+) -> Result<(BayesOptSettings, Option<u64>), SettingError> {
+    const ALGORITHM: &str = "bayesianoptimization";
+    let bad = |name: &str, value: &str, message: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    };
+    let mut parsed = BayesOptSettings::default();
+    let mut seed = None;
+    for (name, value) in settings {
+        let trimmed = value.trim();
+        match name.as_str() {
+            "base_estimator" => {
+                if trimmed != "GP" {
+                    return Err(bad(
+                        name,
+                        value,
+                        "only \"GP\" (a Gaussian process) is supported; scikit-optimize's RF, ET and \
+                         GBRT estimators are not",
+                    ));
+                }
+            }
+            "n_initial_points" => {
+                parsed.n_initial_points = trimmed
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_INITIAL_POINTS).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            value,
+                            &format!(
+                                "expected an integer from 1 to {MAX_INITIAL_POINTS} (default 10)"
+                            ),
+                        )
+                    })?;
+            }
+            "acq_func" => {
+                parsed.acquisition = match trimmed {
+                    "gp_hedge" => Acquisition::GpHedge,
+                    "EI" => Acquisition::Ei,
+                    "PI" => Acquisition::Pi,
+                    "LCB" => Acquisition::Lcb,
+                    "LogEI" => Acquisition::LogEi,
+                    _ => return Err(bad(name, value, "accepted: gp_hedge, EI, PI, LCB, LogEI")),
+                };
+            }
+            "acq_optimizer" => {
+                parsed.optimizer = match trimmed {
+                    "auto" => AcquisitionOptimizer::Auto,
+                    "sampling" => AcquisitionOptimizer::Sampling,
+                    "lbfgs" => AcquisitionOptimizer::Lbfgs,
+                    _ => return Err(bad(name, value, "accepted: auto, sampling, lbfgs")),
+                };
+            }
+            "random_state" => seed = Some(parse_seed(ALGORITHM, name, value)?),
+            _ => {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: ALGORITHM.to_string(),
+                    name: name.clone(),
+                    accepted:
+                        "base_estimator, n_initial_points, acq_func, acq_optimizer, random_state"
+                            .to_string(),
+                });
+            }
+        }
+    }
+    Ok((parsed, seed))
+}
+
+/// Upper bound on `n_initial_points`: beyond this the model would never be used in a realistic
+/// budget, which is almost certainly a typo.
+const MAX_INITIAL_POINTS: usize = 100_000;
+
+/// A stable seed from the experiment's name (FNV-1a), so an experiment without `random_state`
+/// still suggests the same points when it is resumed.
+pub fn seed_from_name(name: &str) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    name.bytes().fold(FNV_OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    })
+}
+
 fn parse_seed(algorithm: &str, name: &str, value: &str) -> Result<u64, SettingError> {
     value
         .trim()
@@ -167,6 +257,12 @@ mod tests {
     }
 
     #[test]
+    fn seed_is_stable_and_depends_on_the_name() {
+        assert_eq!(seed_from_name("digits"), seed_from_name("digits"));
+        assert_ne!(seed_from_name("digits"), seed_from_name("digits2"));
+    }
+
+    #[test]
     fn random_takes_random_state() {
         let configured = configure("random", &settings(&[("random_state", "7")])).unwrap();
         assert_eq!(configured.engine.name(), "random");
@@ -186,6 +282,42 @@ mod tests {
         assert!(err.to_string().contains("accepted: random_state"), "{err}");
         let err = configure("grid", &settings(&[("random_state", "5")])).unwrap_err();
         assert!(err.to_string().contains("grid takes no settings"), "{err}");
+    }
+
+    #[test]
+    fn bayesopt_settings_take_katib_names_and_meanings() {
+        let (parsed, seed) = bayesopt_settings(&settings(&[
+            ("base_estimator", "GP"),
+            ("n_initial_points", "5"),
+            ("acq_func", "EI"),
+            ("acq_optimizer", "sampling"),
+            ("random_state", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(parsed.n_initial_points, 5);
+        assert_eq!(parsed.acquisition, Acquisition::Ei);
+        assert_eq!(parsed.optimizer, AcquisitionOptimizer::Sampling);
+        assert_eq!(seed, Some(3));
+        let (defaults, seed) = bayesopt_settings(&[]).unwrap();
+        assert_eq!(defaults, BayesOptSettings::default());
+        assert_eq!(seed, None);
+    }
+
+    #[test]
+    fn bayesopt_settings_refuse_what_is_not_supported_and_say_what_is() {
+        let err = bayesopt_settings(&settings(&[("base_estimator", "RF")])).unwrap_err();
+        assert!(err.to_string().contains("only \"GP\""), "{err}");
+        let err = bayesopt_settings(&settings(&[("acq_func", "EIps")])).unwrap_err();
+        assert!(
+            err.to_string().contains("gp_hedge, EI, PI, LCB, LogEI"),
+            "{err}"
+        );
+        let err = bayesopt_settings(&settings(&[("acq_optimizer", "adam")])).unwrap_err();
+        assert!(err.to_string().contains("auto, sampling, lbfgs"), "{err}");
+        let err = bayesopt_settings(&settings(&[("n_initial_points", "0")])).unwrap_err();
+        assert!(err.to_string().contains("from 1 to"), "{err}");
+        let err = bayesopt_settings(&settings(&[("kappa", "2")])).unwrap_err();
+        assert_eq!(err.setting_name(), Some("kappa"));
     }
 
     #[test]
