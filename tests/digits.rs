@@ -62,3 +62,19 @@ fn regex_replace_max_trials(yaml: &str, n: u32) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn every_example_experiment_validates() {
+    let ws = Workspace::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = ws.run(&["validate", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "expected the random, grid, sobol and pytorch examples");
+}
