@@ -72,9 +72,17 @@ fn every_example_experiment_validates() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let out = ws.run(&["validate", path.to_str().unwrap()]);
-            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 4, "expected the random, grid, sobol and pytorch examples");
+    assert!(
+        checked >= 4,
+        "expected the random, grid, sobol and pytorch examples"
+    );
 }

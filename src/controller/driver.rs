@@ -197,14 +197,18 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 }
                 Decision::Continue { new_trials } if new_trials > 0 && !self.exhausted => {
                     match self.create_trials(new_trials, reporter) {
-                        Ok(0) if !self.exhausted => {
+                        // Nothing created: the engine waits for running trials (or is exhausted,
+                        // which the next decision handles). Nothing running means it never will.
+                        Ok(0) if !self.exhausted && TrialCounts::of(&self.trials).active() == 0 => {
                             return Err(DriverError::Engine {
                                 engine: self.engine.engine.name().into(),
                                 message: format!(
-                                    "returned no point for {new_trials} requested without saying it is exhausted"
+                                    "returned no point for {new_trials} requested, with no trial running, without saying it is exhausted"
                                 ),
                             });
                         }
+                        Ok(0) if self.exhausted => continue,
+                        Ok(0) => {}
                         Ok(_) => continue,
                         Err(error) => {
                             // Leave nothing running behind: trials already started are stopped.
