@@ -38,6 +38,8 @@ pub mod trial_reason {
     pub const KILLED: &str = "TrialKilled";
     /// Metrics unavailable.
     pub const METRICS_UNAVAILABLE: &str = "TrialMetricsUnavailable";
+    /// Stopped by an early-stopping rule.
+    pub const EARLY_STOPPED: &str = "TrialEarlyStopped";
 }
 
 /// Where the run stands, for progress output.
@@ -112,7 +114,10 @@ pub struct Driver<'s, R: TrialRuntime> {
     trials: Vec<TrialRecord>,
     by_name: HashMap<String, usize>,
     exhausted: bool,
-    stopping: HashMap<String, String>,
+    /// Trials asked to stop, and what they become when they exit.
+    stopping: HashMap<String, StopRequest>,
+    /// Each trial's objective as a loss curve `(step, loss)`, for early-stopping rules.
+    curves: HashMap<String, Vec<(i64, f64)>>,
     started_at: Instant,
 }
 
@@ -151,6 +156,16 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         record.completed = None;
         store.put_experiment(&record)?;
         store.flush()?;
+        let direction = checked.objective.direction;
+        let mut curves = HashMap::new();
+        for trial in &trials {
+            let points = store.observations(trial.uid, Some(&checked.objective.metric))?;
+            let curve = points
+                .iter()
+                .map(|p| (p.step, policy::as_loss(direction, p.value)))
+                .collect();
+            curves.insert(trial.name.clone(), curve);
+        }
         let by_name = trials
             .iter()
             .enumerate()
@@ -168,6 +183,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             by_name,
             exhausted: false,
             stopping: HashMap::new(),
+            curves,
             started_at: Instant::now(),
         })
     }
@@ -449,6 +465,17 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 };
                 self.store.put_observations(self.trials[i].uid, &points)?;
                 metrics::merge(&mut self.trials[i].metrics, &points);
+                let direction = self.checked.objective.direction;
+                let curve = self.curves.entry(trial).or_default();
+                for point in points
+                    .iter()
+                    .filter(|p| p.metric_name == self.checked.objective.metric)
+                {
+                    let loss = policy::as_loss(direction, point.value);
+                    // Points arrive in step order almost always; keep the curve sorted regardless.
+                    let at = curve.partition_point(|&(step, _)| step <= point.step);
+                    curve.insert(at, (point.step, loss));
+                }
             }
             RuntimeEvent::Exited { trial, outcome } => {
                 let Some(&i) = self.by_name.get(&trial) else {
@@ -469,7 +496,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     record.exit_code = Some(code);
                 }
                 let (state, reason, message) = match (stop_reason, outcome) {
-                    (Some(why), _) => (TrialState::Killed, trial_reason::KILLED, why),
+                    (Some(stop), _) => (stop.state, stop.reason, stop.message),
                     (None, ExitOutcome::Code(0)) if objective.is_some() => (
                         TrialState::Succeeded,
                         trial_reason::SUCCEEDED,
@@ -530,7 +557,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         }
         let mut waiting: HashSet<String> = HashSet::new();
         for name in active {
-            self.stopping.insert(name.clone(), reason.to_string());
+            self.stopping.insert(
+                name.clone(),
+                StopRequest {
+                    state: TrialState::Killed,
+                    reason: trial_reason::KILLED,
+                    message: reason.to_string(),
+                },
+            );
             self.runtime.stop(&name);
             waiting.insert(name);
         }
@@ -562,6 +596,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// Why the driver stopped a trial, applied when its process has exited.
+#[derive(Debug, Clone)]
+struct StopRequest {
+    state: TrialState,
+    reason: &'static str,
+    message: String,
 }
 
 /// Trial names are the experiment's name and a 1-based sequence number: unique, stable across
