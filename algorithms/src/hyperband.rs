@@ -1,0 +1,1 @@
+//! Hyperband (in progress).
