@@ -3,6 +3,7 @@
 mod fixture;
 
 mod digits;
+mod early_stopping;
 mod gpu;
 mod resume;
 mod run;

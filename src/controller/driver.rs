@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use sextant_algorithms::early_stopping::{Decision as StopDecision, StoppingRule};
 use sextant_algorithms::{CompletedTrial, Point, SuggestRequest};
 use sextant_suggestion::ConfiguredEngine;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -476,6 +477,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     let at = curve.partition_point(|&(step, _)| step <= point.step);
                     curve.insert(at, (point.step, loss));
                 }
+                self.apply_early_stopping(i);
             }
             RuntimeEvent::Exited { trial, outcome } => {
                 let Some(&i) = self.by_name.get(&trial) else {
@@ -541,6 +543,40 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         Ok(None)
     }
 
+    /// Asks the experiment's early-stopping rule about trial `i` after it reported; stops it when
+    /// the rule says so. Called where observations arrive, so a decision is taken at the point
+    /// that decides it.
+    fn apply_early_stopping(&mut self, i: usize) {
+        let Some(rule) = self.checked.early_stopping.as_ref() else {
+            return;
+        };
+        let trial = &self.trials[i];
+        if trial.state != TrialState::Running || self.stopping.contains_key(&trial.name) {
+            return;
+        }
+        let Some(curve) = self.curves.get(&trial.name) else {
+            return;
+        };
+        let others: Vec<&[(i64, f64)]> = self
+            .curves
+            .iter()
+            .filter(|(name, curve)| *name != &trial.name && !curve.is_empty())
+            .map(|(_, curve)| curve.as_slice())
+            .collect();
+        if let StopDecision::Stop { reason, .. } = rule.decide(curve, &others) {
+            let name = trial.name.clone();
+            self.stopping.insert(
+                name.clone(),
+                StopRequest {
+                    state: TrialState::EarlyStopped,
+                    reason: trial_reason::EARLY_STOPPED,
+                    message: reason,
+                },
+            );
+            self.runtime.stop(&name);
+        }
+    }
+
     async fn stop_all(
         &mut self,
         reason: &str,
@@ -557,14 +593,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         }
         let mut waiting: HashSet<String> = HashSet::new();
         for name in active {
-            self.stopping.insert(
-                name.clone(),
-                StopRequest {
+            // A trial an early-stopping rule already stopped stays EarlyStopped.
+            self.stopping
+                .entry(name.clone())
+                .or_insert_with(|| StopRequest {
                     state: TrialState::Killed,
                     reason: trial_reason::KILLED,
                     message: reason.to_string(),
-                },
-            );
+                });
             self.runtime.stop(&name);
             waiting.insert(name);
         }

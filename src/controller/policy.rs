@@ -281,6 +281,7 @@ mod tests {
             max_failed_trial_count: max_failed,
             collector: Collector::StdOut { filters: vec![] },
             template: Default::default(),
+            early_stopping: None,
         }
     }
 

@@ -21,8 +21,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use sextant_algorithms::early_stopping::Rule;
 use sextant_algorithms::{Parameter, SearchSpace};
+use sextant_suggestion::SettingError;
 use sextant_suggestion::checks::{Problems, set};
+use sextant_suggestion::early_stopping::{AVAILABLE_RULES, configure_early_stopping};
 
 use super::defaults::{DEFAULT_PARALLEL_TRIAL_COUNT, FILE_KIND};
 use super::template::{
@@ -55,9 +58,6 @@ pub const COLLECTOR_KINDS_NOT_YET_BUILT: &[&str] =
 /// Metric file formats (Katib `TextFormat`, `JsonFormat`, common_types.go).
 pub const FILE_FORMATS: &[&str] = &["TEXT", "JSON"];
 
-/// Katib's only early-stopping algorithm (katib-config `earlyStopping`).
-pub const KATIB_EARLY_STOPPING_ALGORITHMS: &[&str] = &["medianstop"];
-
 // Accepted metric strategies as shown in messages: Katib's `MetricStrategyType` (common_types.go).
 const METRIC_STRATEGIES: &str = "min, max, latest";
 
@@ -86,7 +86,7 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
             checked.engine,
         )
     });
-    check_early_stopping(spec, &mut problems);
+    let early_stopping = check_early_stopping(spec, &mut problems);
     let parameters = check_parameters(spec, &mut problems);
     let collector = check_collector(spec, &mut problems);
     check_trial_template(spec, &mut problems);
@@ -117,7 +117,7 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
 
     match (counts, objective, algorithm, space, collector) {
         (Some(counts), Some(objective), Some((algorithm, _)), Some(space), Some(collector))
-            if problems.0.is_empty() =>
+            if problems.0.is_empty() && early_stopping.is_ok() =>
         {
             let template = experiment.spec.trial_template.clone().unwrap_or_default();
             Ok(CheckedExperiment {
@@ -130,6 +130,7 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
                 max_failed_trial_count: counts.max_failed,
                 collector,
                 template,
+                early_stopping: early_stopping.unwrap_or_default(),
                 experiment,
             })
         }
@@ -370,19 +371,51 @@ fn check_objective(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Obj
     })
 }
 
-fn check_early_stopping(spec: &ExperimentSpec, problems: &mut Problems) {
+/// `spec.earlyStopping`: `Ok(None)` when absent, the rule when valid, `Err(())` when refused
+/// (the problems say why).
+fn check_early_stopping(
+    spec: &ExperimentSpec,
+    problems: &mut Problems,
+) -> Result<Option<Rule>, ()> {
     let Some(early_stopping) = spec.early_stopping.as_ref() else {
-        return;
+        return Ok(None);
     };
-    let katib = KATIB_EARLY_STOPPING_ALGORITHMS.join(", ");
-    problems.add(
-        "spec.earlyStopping.algorithmName",
-        &early_stopping.algorithm_name,
-        format!(
-            "early stopping is not built yet in Sextant (Katib's early-stopping algorithms: {katib}); \
-             accepted now: no spec.earlyStopping, so every trial runs to the end"
-        ),
-    );
+    let name = early_stopping.algorithm_name.as_str();
+    if name.is_empty() {
+        problems.add(
+            "spec.earlyStopping.algorithmName",
+            "",
+            format!("required; accepted: {}", AVAILABLE_RULES.join(", ")),
+        );
+        return Err(());
+    }
+    let settings: Vec<(String, String)> = early_stopping
+        .algorithm_settings
+        .iter()
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect();
+    configure_early_stopping(name, &settings)
+        .map(Some)
+        .map_err(|error| {
+            let index = error
+                .setting_name()
+                .and_then(|s| settings.iter().position(|(n, _)| n == s));
+            match (index, &error) {
+                (Some(k), SettingError::BadValue { value, .. }) => problems.add(
+                    format!("spec.earlyStopping.algorithmSettings[{k}].value"),
+                    value,
+                    error.to_string(),
+                ),
+                (Some(k), _) => problems.add(
+                    format!("spec.earlyStopping.algorithmSettings[{k}].name"),
+                    &settings[k].0,
+                    error.to_string(),
+                ),
+                (None, _) => {
+                    problems.add("spec.earlyStopping.algorithmName", name, error.to_string())
+                }
+            }
+        })
 }
 
 fn check_parameters(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Vec<Parameter>> {

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod checks;
+pub mod early_stopping;
 pub mod field_error;
 pub mod katib;
 pub mod registry;
