@@ -19,7 +19,7 @@ use super::metrics;
 use super::policy::{self, Completion, Decision, TrialCounts};
 use crate::runtime::{ExitOutcome, RuntimeEvent, TrialRuntime};
 use crate::spec::template::{TrialIdentity, render_trial_spec};
-use crate::spec::{CheckedExperiment, ParameterAssignment};
+use crate::spec::{CheckedExperiment, Direction, ParameterAssignment};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError, TrialRecord, TrialState};
 
 /// How often progress is reported while nothing else happens.
@@ -563,8 +563,28 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             .filter(|(name, curve)| *name != &trial.name && !curve.is_empty())
             .map(|(_, curve)| curve.as_slice())
             .collect();
-        if let StopDecision::Stop { reason, .. } = rule.decide(curve, &others) {
+        if let StopDecision::Stop {
+            rule: rule_name,
+            step,
+            threshold,
+            value,
+            reason,
+        } = rule.decide(curve, &others)
+        {
             let name = trial.name.clone();
+            // Rules work on losses (lower is better); say it in the objective's own terms.
+            let objective = &self.checked.objective;
+            let reason = match objective.direction {
+                Direction::Minimize => reason,
+                Direction::Maximize => format!(
+                    "{rule_name}: best {metric} {best} by step {step} is below {cutoff}, the value it had to reach \
+                     among the {others} other trials compared at that step",
+                    metric = objective.metric,
+                    best = format_args!("{:.4}", -value),
+                    cutoff = format_args!("{:.4}", -threshold),
+                    others = others.len(),
+                ),
+            };
             self.stopping.insert(
                 name.clone(),
                 StopRequest {
