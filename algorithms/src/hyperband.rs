@@ -9,6 +9,14 @@
 //! * `resource_name` — the parameter that carries the resource. Required; Sextant calls it
 //!   [`HyperbandSettings::resource_parameter`].
 //!
+//! Katib (`pkg/suggestion/v1beta1/hyperband/service.py`, `ValidateAlgorithmSettings`) requires
+//! `r_l` and `resource_name`, reads `r_l` as a float and refuses only `r_l < 0`, reads `eta` as
+//! `int(float(eta))` and silently replaces `eta <= 0` by 3 (and divides by `log(1) = 0` for
+//! `eta = 1`), and checks that `resource_name` is one of the parameters. Sextant refuses
+//! `r_l < 1` (no rung would have a resource of at least 1) and `eta < 2` with an error naming the
+//! setting, and checks the resource parameter's type and range against the schedule
+//! ([`HyperbandEngine::check_space`]).
+//!
 //! # The schedule
 //!
 //! `s_max = floor(log_eta(r_l))`, computed exactly with integers (Katib computes
@@ -691,6 +699,9 @@ impl Engine for HyperbandEngine {
         "hyperband"
     }
 
+    /// The resource parameter must exist, be an int or a double, have a range containing every
+    /// rung's resource (from `r_l * eta^-s_max` to `r_l`), and a grid fine enough that no two
+    /// rungs round to the same value.
     fn check_space(&self, space: &SearchSpace) -> Result<(), EngineError> {
         self.resource_levels(space).map(|_| ())
     }
@@ -1377,6 +1388,41 @@ mod tests {
         assert_eq!(ask(&hb, &space, &[], &[], 100, SEED, None).unwrap(), first);
         let other = ask(&hb, &space, &[], &[], 100, SEED + 1, None).unwrap();
         assert_ne!(other.points, first.points);
+    }
+
+    #[test]
+    fn foreign_and_malformed_trials_are_ignored() {
+        let hb = engine(9.0, 3);
+        let space = space(vec![
+            ("x", uniform_double(0.0, 1.0)),
+            ("epochs", int_range(1, 9)),
+        ]);
+        let clean = ask(&hb, &space, &[], &[], 100, SEED, None).unwrap();
+        let history = vec![
+            CompletedTrial {
+                point: vec![],
+                loss: Some(1.0),
+            },
+            CompletedTrial {
+                point: vec![Value::Choice(3), Value::Double(f64::NAN), Value::Int(2)],
+                loss: Some(f64::NEG_INFINITY),
+            },
+            CompletedTrial {
+                point: vec![Value::Double(0.123), Value::Int(1)],
+                loss: None,
+            },
+        ];
+        let answer = hb
+            .suggest(&SuggestRequest {
+                space: &space,
+                history: &history,
+                pending: &[vec![Value::Int(7)]],
+                count: 100,
+                seed: SEED,
+                state: None,
+            })
+            .unwrap();
+        assert_eq!(answer.points, clean.points);
     }
 
     #[test]
