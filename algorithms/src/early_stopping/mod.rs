@@ -34,8 +34,10 @@ mod asha;
 mod median;
 mod replay;
 
-pub use asha::AshaStop;
-pub use median::{MedianStop, PercentileStop};
+pub use asha::{AshaStop, DEFAULT_MAX_RESOURCE, DEFAULT_MIN_RESOURCE, DEFAULT_REDUCTION_FACTOR};
+pub use median::{
+    DEFAULT_INTERVAL, DEFAULT_MIN_TRIALS_REQUIRED, DEFAULT_START_STEP, MedianStop, PercentileStop,
+};
 pub use replay::{ReplayOutcome, TimedPoint, replay};
 
 /// One reported point: `(step, loss)`, lower is better.
