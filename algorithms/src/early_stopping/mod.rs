@@ -34,8 +34,10 @@ mod asha;
 mod median;
 mod replay;
 
-pub use asha::AshaStop;
-pub use median::{MedianStop, PercentileStop};
+pub use asha::{AshaStop, DEFAULT_MAX_RESOURCE, DEFAULT_MIN_RESOURCE, DEFAULT_REDUCTION_FACTOR};
+pub use median::{
+    DEFAULT_INTERVAL, DEFAULT_MIN_TRIALS_REQUIRED, DEFAULT_START_STEP, MedianStop, PercentileStop,
+};
 pub use replay::{ReplayOutcome, TimedPoint, replay};
 
 /// One reported point: `(step, loss)`, lower is better.
@@ -234,6 +236,35 @@ mod tests {
         assert_eq!(show(1.5e-7), "1.5e-7");
         assert_eq!(show(3e20), "3e20");
         assert_eq!(show(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn no_rule_panics_on_extreme_input() {
+        let extreme: Vec<CurvePoint> = vec![
+            (i64::MIN, f64::NEG_INFINITY),
+            (-1, f64::NAN),
+            (0, f64::INFINITY),
+            (3, -0.0),
+            (i64::MAX, f64::MAX),
+        ];
+        let curves: Vec<Vec<CurvePoint>> = (0..extreme.len())
+            .flat_map(|end| [extreme[..end].to_vec(), extreme[end..].to_vec()])
+            .collect();
+        let others: Vec<&[CurvePoint]> = curves.iter().map(Vec::as_slice).collect();
+        let rules = [
+            Rule::Median(MedianStop::default()),
+            Rule::Median(MedianStop::new(1, 1).unwrap()),
+            Rule::Percentile(PercentileStop::new(0.0, 1, 1, 1).unwrap()),
+            Rule::Percentile(PercentileStop::new(100.0, 1, 1, 7).unwrap()),
+            Rule::Asha(AshaStop::default()),
+            Rule::Asha(AshaStop::new(1, 2, i64::MAX).unwrap()),
+        ];
+        for rule in &rules {
+            for trial in &curves {
+                let _ = rule.decide(trial, &others);
+                let _ = first_stop(rule, trial, &others);
+            }
+        }
     }
 
     #[test]
