@@ -86,3 +86,18 @@ fn every_example_experiment_validates() {
         "expected the random, grid, sobol and pytorch examples"
     );
 }
+
+#[test]
+fn the_katib_medianstop_example_runs_unchanged() {
+    let ws = Workspace::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits/medianstop.yaml");
+    let out = ws.run(&["run", example.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = trials(&ws, "digits-medianstop");
+    assert_eq!(all.len(), 24);
+    assert!(
+        count(&all, "EarlyStopped") >= 1,
+        "some losing trials are stopped: {all:?}"
+    );
+    assert_eq!(count(&all, "EarlyStopped") + count(&all, "Succeeded"), 24);
+}

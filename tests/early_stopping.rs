@@ -106,3 +106,60 @@ fn process_alive_for(trial: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Hyperband over the epochs of a quick trainer: loss = x + 1/epochs.
+fn hyperband_experiment(name: &str, parallel: u32) -> String {
+    ExperimentFile {
+        name,
+        algorithm: "hyperband",
+        settings: "[{name: resource_name, value: epochs}, {name: r_l, value: \"9\"}, {name: eta, value: \"3\"}]",
+        parameters: "[{name: x, parameterType: double, feasibleSpace: {min: \"0\", max: \"1\"}}, \
+                     {name: epochs, parameterType: int, feasibleSpace: {min: \"1\", max: \"1\"}}]",
+        trial_parameters: "[{name: x, reference: x}, {name: epochs, reference: epochs}]",
+        command: "[python3, -c, 'import sys; x, n = float(sys.argv[1]), int(sys.argv[2]); [print(f\"epoch={e} loss={x + 1.0 / e}\") for e in range(1, n + 1)]', \
+                  '${trialParameters.x}', '${trialParameters.epochs}']",
+        max_trials: 100,
+        parallel,
+        ..Default::default()
+    }
+    .yaml()
+}
+
+#[test]
+fn hyperband_completes_its_schedule_with_any_parallelism() {
+    // r_l = 9, eta = 3: brackets of 9@1 → 3@3 → 1@9, 5@3 → 1@9, and 3@9: 22 trials.
+    for parallel in [1, 5] {
+        let ws = Workspace::new();
+        let name = format!("hyperband-{parallel}");
+        let file = ws.write("hb.yaml", &hyperband_experiment(&name, parallel));
+        let out = ws.run(&["run", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "parallelism {parallel}: {}",
+            text(&out.stderr)
+        );
+        let all = trials(&ws, &name);
+        assert_eq!(all.len(), 22, "parallelism {parallel}: {all:?}");
+        assert_eq!(count(&all, "Succeeded"), 22);
+        let mut by_epochs = std::collections::BTreeMap::new();
+        for trial in &all {
+            let epochs = trial["assignments"][1]["value"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            *by_epochs.entry(epochs).or_insert(0) += 1;
+        }
+        let expected: std::collections::BTreeMap<String, i32> = [
+            ("1".to_string(), 9),
+            ("3".to_string(), 8),
+            ("9".to_string(), 5),
+        ]
+        .into();
+        assert_eq!(by_epochs, expected, "parallelism {parallel}");
+        let experiment = ws.json(&["describe", "experiment", &name]);
+        assert_eq!(
+            experiment["reason"], "ExperimentSuggestionEndReached",
+            "{experiment}"
+        );
+    }
+}

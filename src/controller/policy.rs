@@ -124,7 +124,7 @@ impl Completion {
                 "Experiment has succeeded because max trial count has reached"
             }
             Completion::SearchExhausted => {
-                "Experiment has succeeded: search space exhausted (every point has been tried)"
+                "Experiment has succeeded: search space exhausted (the engine has nothing left to suggest)"
             }
         }
     }

@@ -24,7 +24,7 @@ use serde_json::Value;
 use sextant_algorithms::early_stopping::Rule;
 use sextant_algorithms::{Parameter, SearchSpace};
 use sextant_suggestion::SettingError;
-use sextant_suggestion::checks::{Problems, set};
+use sextant_suggestion::checks::{Problems, set, widen_hyperband_resource};
 use sextant_suggestion::early_stopping::{AVAILABLE_RULES, configure_early_stopping};
 
 use super::defaults::{DEFAULT_PARALLEL_TRIAL_COUNT, FILE_KIND};
@@ -91,15 +91,20 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
     let collector = check_collector(spec, &mut problems);
     check_trial_template(spec, &mut problems);
 
-    let space = parameters.and_then(|parameters| match SearchSpace::new(parameters) {
-        Ok(space) => Some(space),
-        Err(error) => {
-            problems.push(sextant_suggestion::checks::space_error(
-                error,
-                &spec.parameters,
-                "spec.parameters",
-            ));
-            None
+    let space = parameters.and_then(|mut parameters| {
+        if let Some((algorithm, _)) = &algorithm {
+            widen_hyperband_resource(&algorithm.name, &algorithm.settings, &mut parameters);
+        }
+        match SearchSpace::new(parameters) {
+            Ok(space) => Some(space),
+            Err(error) => {
+                problems.push(sextant_suggestion::checks::space_error(
+                    error,
+                    &spec.parameters,
+                    "spec.parameters",
+                ));
+                None
+            }
         }
     });
     if let (Some(space), Some((algorithm, engine))) = (&space, &algorithm)

@@ -247,9 +247,17 @@ struct Checked {
 fn check(request: &SuggestionRequest) -> Result<Checked, ApiError> {
     let mut problems = Problems::default();
     let spec = &request.experiment.spec;
+    let algorithm = check_algorithm(
+        spec.algorithm.as_ref(),
+        "experiment.spec.algorithm",
+        &mut problems,
+    );
     let space = search_space(
         &spec.parameters,
         "experiment.spec.parameters",
+        algorithm
+            .as_ref()
+            .map(|a| (a.name.as_str(), a.settings.as_slice())),
         &mut problems,
     );
     if spec.parameters.is_empty() {
@@ -259,11 +267,6 @@ fn check(request: &SuggestionRequest) -> Result<Checked, ApiError> {
             "required: at least one parameter to search",
         );
     }
-    let algorithm = check_algorithm(
-        spec.algorithm.as_ref(),
-        "experiment.spec.algorithm",
-        &mut problems,
-    );
     let (minimize, metric) = match &spec.objective {
         None => {
             problems.add(

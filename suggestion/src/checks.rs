@@ -9,7 +9,9 @@ use sextant_algorithms::{Distribution, Domain, Parameter, SearchSpace, SpaceErro
 
 use crate::field_error::FieldError;
 use crate::katib::{AlgorithmSpec, ParameterSpec, parameter_type};
-use crate::registry::{AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError};
+use sextant_algorithms::hyperband::schedule as hyperband_schedule;
+
+use crate::registry::{AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError, hyperband_settings};
 
 // Accepted values as shown in messages: Katib's `ParameterType` and `Distribution`
 // (experiment_types.go).
@@ -76,19 +78,61 @@ pub fn check_parameters(
     (problems.count() == before).then_some(checked)
 }
 
-/// Checks the parameters and builds the search space.
+/// Checks the parameters and builds the search space for `algorithm` (name, settings), if known.
 pub fn search_space(
     parameters: &[ParameterSpec],
     base: &str,
+    algorithm: Option<(&str, &[(String, String)])>,
     problems: &mut Problems,
 ) -> Option<SearchSpace> {
-    let checked = check_parameters(parameters, base, problems)?;
+    let mut checked = check_parameters(parameters, base, problems)?;
+    if let Some((name, settings)) = algorithm {
+        widen_hyperband_resource(name, settings, &mut checked);
+    }
     match SearchSpace::new(checked) {
         Ok(space) => Some(space),
         Err(error) => {
             problems.push(space_error(error, parameters, base));
             None
         }
+    }
+}
+
+/// Katib's Hyperband sets the resource parameter of every trial itself and ignores that
+/// parameter's `feasibleSpace` (Katib's own example declares `num-epochs` with min = max = 1 and
+/// `r_l: 2`). So that such YAML runs unchanged, the resource parameter's range is widened to hold
+/// every rung, from 1 (or the smallest rung) to `r_l`.
+pub fn widen_hyperband_resource(
+    algorithm: &str,
+    settings: &[(String, String)],
+    parameters: &mut [Parameter],
+) {
+    if algorithm != "hyperband" {
+        return;
+    }
+    let Ok(hyperband) = hyperband_settings(settings) else {
+        return;
+    };
+    let smallest_rung = hyperband_schedule(hyperband.r_l, hyperband.eta)
+        .iter()
+        .flat_map(|bracket| bracket.rungs.iter().map(|rung| rung.resource))
+        .fold(hyperband.r_l, f64::min);
+    let Some(parameter) = parameters
+        .iter_mut()
+        .find(|p| p.name == hyperband.resource_parameter)
+    else {
+        return;
+    };
+    match &mut parameter.domain {
+        Domain::Int { min, max, .. } => {
+            *min = (*min).min(1);
+            *max = (*max).max(hyperband.r_l.ceil() as i64);
+        }
+        Domain::Double { min, max, .. } => {
+            *min = min.min(smallest_rung);
+            *max = max.max(hyperband.r_l);
+        }
+        Domain::Discrete { .. } | Domain::Categorical { .. } => {}
     }
 }
 

@@ -3,11 +3,12 @@
 use sextant_algorithms::Engine;
 use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptSettings};
 use sextant_algorithms::grid::GridEngine;
+use sextant_algorithms::hyperband::{DEFAULT_ETA, HyperbandEngine, HyperbandSettings};
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
 
 /// Algorithms Sextant serves today, in the order shown to users.
-pub const AVAILABLE_ALGORITHMS: &[&str] = &["random", "grid", "sobol"];
+pub const AVAILABLE_ALGORITHMS: &[&str] = &["random", "grid", "sobol", "hyperband"];
 
 /// Katib algorithm names that Sextant does not serve yet. A spec naming one is refused with a
 /// message that says so, rather than falling back to another engine.
@@ -16,7 +17,6 @@ const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] = &[
     "tpe",
     "multivariate-tpe",
     "cmaes",
-    "hyperband",
     "enas",
     "darts",
     "pbt",
@@ -120,6 +120,19 @@ pub fn configure(
             };
             Ok(ConfiguredEngine { engine, seed })
         }
+        "hyperband" => {
+            let settings = hyperband_settings(settings)?;
+            let engine = HyperbandEngine::new(settings).map_err(|e| SettingError::BadValue {
+                algorithm: algorithm.to_string(),
+                name: e.setting.to_string(),
+                value: e.value.clone(),
+                message: format!("accepted: {}", e.accepted),
+            })?;
+            Ok(ConfiguredEngine {
+                engine: Box::new(engine),
+                seed: None,
+            })
+        }
         "grid" => {
             if let Some((name, _)) = settings.first() {
                 return Err(SettingError::UnknownSetting {
@@ -217,6 +230,86 @@ pub fn bayesopt_settings(
         }
     }
     Ok((parsed, seed))
+}
+
+/// Katib's `hyperband` settings: `r_l` (required: the most resource one configuration gets),
+/// `eta` (default 3; Katib reads it as `int(float(eta))`), `resource_name` (required: the
+/// parameter that carries the resource, e.g. epochs).
+pub fn hyperband_settings(
+    settings: &[(String, String)],
+) -> Result<HyperbandSettings, SettingError> {
+    const ALGORITHM: &str = "hyperband";
+    let bad = |name: &str, value: &str, message: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    };
+    let mut r_l = None;
+    let mut eta = DEFAULT_ETA;
+    let mut resource = None;
+    for (name, value) in settings {
+        let trimmed = value.trim();
+        match name.as_str() {
+            "r_l" => {
+                r_l = Some(
+                    trimmed
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v >= 1.0)
+                        .ok_or_else(|| bad(name, value, "expected a number >= 1: the most resource (e.g. epochs) one configuration gets"))?,
+                );
+            }
+            "eta" => {
+                eta = trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 2.0 && *v <= f64::from(u32::MAX))
+                    .map(|v| v.trunc() as u32)
+                    .ok_or_else(|| bad(name, value, "expected an integer >= 2 (default 3)"))?;
+            }
+            "resource_name" => {
+                if trimmed.is_empty() {
+                    return Err(bad(
+                        name,
+                        value,
+                        "expected the name of the parameter that carries the resource, e.g. epochs",
+                    ));
+                }
+                resource = Some(trimmed.to_string());
+            }
+            _ => {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: ALGORITHM.to_string(),
+                    name: name.clone(),
+                    accepted: "r_l, eta, resource_name".to_string(),
+                });
+            }
+        }
+    }
+    let missing = |name: &str, what: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: String::new(),
+        message: format!("required: {what}"),
+    };
+    let r_l = r_l.ok_or_else(|| {
+        missing(
+            "r_l",
+            "the most resource (e.g. epochs) one configuration gets",
+        )
+    })?;
+    let resource = resource.ok_or_else(|| {
+        missing(
+            "resource_name",
+            "the parameter that carries the resource, e.g. epochs",
+        )
+    })?;
+    Ok(HyperbandSettings {
+        r_l,
+        eta,
+        resource_parameter: resource,
+    })
 }
 
 /// Upper bound on `n_initial_points`: beyond this the model would never be used in a realistic
@@ -321,9 +414,48 @@ mod tests {
     }
 
     #[test]
+    fn hyperband_takes_katibs_settings() {
+        let parsed = hyperband_settings(&settings(&[
+            ("resource_name", "epochs"),
+            ("eta", "2.0"),
+            ("r_l", "9"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (parsed.r_l, parsed.eta, parsed.resource_parameter.as_str()),
+            (9.0, 2, "epochs")
+        );
+        let err = hyperband_settings(&settings(&[("resource_name", "epochs")])).unwrap_err();
+        assert_eq!(err.setting_name(), Some("r_l"));
+        assert!(err.to_string().contains("required"), "{err}");
+        let err = hyperband_settings(&settings(&[
+            ("r_l", "9"),
+            ("resource_name", "e"),
+            ("eta", "1"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("integer >= 2"), "{err}");
+        let err =
+            hyperband_settings(&settings(&[("r_l", "0.5"), ("resource_name", "e")])).unwrap_err();
+        assert!(err.to_string().contains(">= 1"), "{err}");
+        assert!(
+            configure(
+                "hyperband",
+                &settings(&[("r_l", "9"), ("resource_name", "epochs")])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn katib_algorithms_not_built_yet_are_refused_by_name() {
-        let err = configure("tpe", &[]).unwrap_err();
-        assert_eq!(err, SettingError::NotYetBuilt { name: "tpe".into() });
+        let err = configure("cmaes", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            SettingError::NotYetBuilt {
+                name: "cmaes".into()
+            }
+        );
         assert!(err.to_string().contains("does not provide yet"), "{err}");
     }
 
