@@ -1,6 +1,7 @@
 //! The `sextant` command line: one module per subcommand.
 
 pub mod bench;
+pub mod bench_stopping;
 pub mod best;
 pub mod delete;
 pub mod describe;
@@ -74,7 +75,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Best(args) => best::run(args, &data_dir),
         Command::Delete(command) => delete::run(command, &data_dir),
         Command::Serve(args) => serve::run(args).await,
-        Command::Bench(command) => bench::run(command).await,
+        Command::Bench(command) => bench::run(command, &data_dir).await,
     }
 }
 
