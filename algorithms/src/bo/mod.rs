@@ -1,11 +1,85 @@
-//! `bayesianoptimization`: Gaussian-process Bayesian optimisation. TODO(helper): implementation.
+//! `bayesianoptimization`: Gaussian-process Bayesian optimisation.
+//!
+//! One call of [`BayesOptEngine::suggest`]:
+//!
+//! 1. **Initial design.** While fewer than `n_initial_points` trials exist (finished and
+//!    running), points come from the scrambled Sobol engine ([`SobolEngine`]), exactly the points
+//!    the `sobol` algorithm would give.
+//! 2. **Training set** ([`training`]): finished trials with a finite loss, encoded on the unit
+//!    cube with categorical parameters one-hot ([`encoding`]), losses standardised. Failed trials
+//!    are not modelled, but their points, like every finished and running trial's, are never
+//!    suggested again.
+//! 3. **Hyperparameters** ([`gp`]): Matérn-5/2 ARD kernel ([`kernel`]), signal variance and noise
+//!    learned by maximising the log marginal likelihood plus Optuna's priors, with argmin's
+//!    L-BFGS and analytic gradients. Refits follow a schedule: every call below
+//!    [`REFIT_EVERY_CALL_BELOW`] points, then whenever the training set has grown by a tenth
+//!    since the last fit (a geometric schedule: `O(log n)` fits over an experiment). In between,
+//!    the saved hyperparameters are reused and only the posterior is updated.
+//! 4. **Posterior**: the Cholesky factor grows by rows, and the engine keeps the factors of recent
+//!    calls in memory ([`cache`]), so a call that adds one trial costs `O(n²)`, not `O(n³)`. The
+//!    cache only ever saves time: results are bitwise the same without it ([`linalg`]).
+//! 5. **Acquisition** ([`acquisition`], [`optimize`]): EI, PI, LCB, LogEI or the `gp_hedge`
+//!    portfolio, maximised over Sobol candidates and perturbations of the best points, the best
+//!    few polished by L-BFGS (continuous parameters) and discrete line searches (the others).
+//!    Ints, stepped doubles, discrete and categorical values are scored at valid points only.
+//! 6. **Batches and running trials**: running trials and the points already chosen in this call
+//!    are added to the posterior as *kriging believer* fantasies (their value is the posterior
+//!    mean; Ginsbourger, Le Riche and Carraro 2010): the mean is unchanged, the variance around
+//!    them collapses, so the acquisition moves elsewhere and a batch spreads out, without a refit.
+//!    A point already observed, running or chosen (by [`SearchSpace::point_key`]) is never
+//!    returned; a finite space that is used up says `exhausted`.
+//!
+//! # The default acquisition: LogEI
+//!
+//! TODO(helper): measured comparison.
+//!
+//! # Determinism
+//!
+//! Given the request (space, history, pending, seed, state) the answer is fixed: every random
+//! stream is keyed by the seed and the number of trials so far, the fit's starts are seeded, and
+//! the posterior is bitwise independent of the cache. Different machines may differ in the last
+//! bits of faer's SIMD kernels (the fit and the batched candidate solves), as with any BLAS.
+//!
+//! [`SearchSpace::point_key`]: crate::space::SearchSpace::point_key
 
+mod acquisition;
+mod cache;
+mod encoding;
+mod gp;
+mod kernel;
+mod linalg;
+mod optimize;
+mod state;
+mod training;
+
+#[cfg(test)]
+mod benchmarks;
+#[cfg(test)]
+mod tests;
+
+use serde_json::json;
+
+use self::acquisition::Score;
+use self::cache::FactorCache;
+use self::encoding::Encoder;
+use self::gp::{Data, Posterior, default_start};
+use self::kernel::Hyper;
+use self::optimize::{Scored, Search};
+use self::state::{HEDGE_MEMBERS, SavedState};
+use self::training::Training;
+use crate::counter_state::trials_so_far;
 use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
+use crate::random::RandomEngine;
+use crate::seeding::{mix64, stream_rng, unit_f64};
+use crate::sobol::{self, SobolEngine};
+use crate::space::{Distribution, Domain, Parameter, Point, SearchSpace};
+use crate::taken::TakenPoints;
 
 /// The acquisition function (Katib/scikit-optimize `acq_func`, plus `LogEI`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquisition {
-    /// Choose among EI, PI and LCB by their past gains (`gp_hedge`).
+    /// Choose among EI, PI and LCB by their past gains (`gp_hedge`; Hoffman, Brochu and de
+    /// Freitas 2011).
     GpHedge,
     /// Expected improvement (`EI`).
     Ei,
@@ -28,6 +102,12 @@ pub enum AcquisitionOptimizer {
     Lbfgs,
 }
 
+/// scikit-optimize's default `xi` for EI and PI (here in standardised loss units).
+pub const DEFAULT_XI: f64 = 0.01;
+
+/// scikit-optimize's default `kappa` for LCB.
+pub const DEFAULT_KAPPA: f64 = 1.96;
+
 /// Settings of the GP engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BayesOptSettings {
@@ -37,6 +117,11 @@ pub struct BayesOptSettings {
     pub acquisition: Acquisition,
     /// How it is optimised.
     pub optimizer: AcquisitionOptimizer,
+    /// Improvement margin of EI and PI (and of their `gp_hedge` members), in units of the
+    /// standardised loss; LogEI uses none.
+    pub xi: f64,
+    /// Exploration weight of LCB (and of the `gp_hedge` member).
+    pub kappa: f64,
 }
 
 impl Default for BayesOptSettings {
@@ -45,20 +130,73 @@ impl Default for BayesOptSettings {
             n_initial_points: 10,
             acquisition: Acquisition::LogEi,
             optimizer: AcquisitionOptimizer::Auto,
+            xi: DEFAULT_XI,
+            kappa: DEFAULT_KAPPA,
         }
     }
 }
+
+/// Below this many training points the hyperparameters are refitted at every call (a fit then
+/// costs a few milliseconds and the hyperparameters still move a lot).
+pub const REFIT_EVERY_CALL_BELOW: usize = 50;
+
+/// Past [`REFIT_EVERY_CALL_BELOW`], a refit happens once the training set has grown by
+/// `1/REFIT_GROWTH_DIVISOR` since the last fit (every 5 points at 50, every 100 at 1,000).
+const REFIT_GROWTH_DIVISOR: usize = 10;
+
+/// Up to this many training points a refit also starts from the default hyperparameters, not
+/// only from the previous fit (a cheap guard against a local optimum).
+const MULTI_START_BELOW: usize = 100;
+
+/// Seeded random starts added on a first fit (no saved hyperparameters).
+const RANDOM_FIT_STARTS: usize = 2;
+
+/// Candidates are as many as fit in this many kernel-solve multiply-adds (`m · n²`): 2,048 at
+/// 64 points, fewer beyond, so scoring stays a few milliseconds.
+const CANDIDATE_WORK: usize = 2_048 * 64 * 64;
+/// At least this many Sobol candidates.
+const MIN_CANDIDATES: usize = 256;
+/// At most this many Sobol candidates (Optuna's GPSampler scores 2,048).
+const MAX_CANDIDATES: usize = 2_048;
+
+/// Local searches (per acquisition) up to 100 points, and beyond.
+const LOCAL_SEARCHES: (usize, usize) = (8, 4);
+
+/// Best observed points around which perturbed candidates are drawn.
+const ANCHORS: usize = 5;
+/// Perturbed candidates per anchor.
+const PERTURBATIONS_PER_ANCHOR: usize = 12;
+/// Perturbation sizes, in length-scales (cycled).
+const PERTURBATION_SCALES: [f64; 3] = [0.05, 0.2, 0.5];
+
+/// Random draws tried when no scored candidate is free in an infinite space (a continuous range
+/// only a few doubles wide); after that the batch ends short rather than repeat a point.
+const MAX_FALLBACK_DRAWS: usize = 64;
+
+/// `gp_hedge`'s learning rate η (scikit-optimize's default 1).
+const HEDGE_ETA: f64 = 1.0;
+
+/// Random streams of this engine ("bo..." in ASCII).
+const CANDIDATE_STREAM: u64 = 0x62_6F_63_61_6E_64;
+const PERTURB_STREAM: u64 = 0x62_6F_70_65_72_74;
+const HEDGE_STREAM: u64 = 0x62_6F_68_65_64_67;
+const FIT_STREAM: u64 = 0x62_6F_66_69_74;
+const FALLBACK_STREAM: u64 = 0x62_6F_66_61_6C_6C;
 
 /// The GP engine.
 #[derive(Debug, Default)]
 pub struct BayesOptEngine {
     settings: BayesOptSettings,
+    cache: FactorCache,
 }
 
 impl BayesOptEngine {
     /// An engine with these settings.
     pub fn new(settings: BayesOptSettings) -> Self {
-        BayesOptEngine { settings }
+        BayesOptEngine {
+            settings,
+            cache: FactorCache::default(),
+        }
     }
 
     /// Its settings.
@@ -73,9 +211,425 @@ impl Engine for BayesOptEngine {
     }
 
     fn suggest(&self, request: &SuggestRequest<'_>) -> Result<Suggestions, EngineError> {
-        let _ = request;
-        Err(EngineError::UnsupportedSpace(
-            "bayesianoptimization is not implemented yet".into(),
-        ))
+        let mut saved = SavedState::read(request.state)?;
+        let so_far = trials_so_far(request);
+        let mut call = Call {
+            request,
+            taken: TakenPoints::of_request(request),
+            points: Vec::new(),
+            sobol_index: saved.sobol_index.unwrap_or(so_far),
+        };
+        let initial = usize::try_from(
+            (self.settings.n_initial_points as u64).saturating_sub(so_far),
+        )
+        .unwrap_or(usize::MAX)
+        .min(request.count);
+        call.space_filling(initial)?;
+
+        if call.points.len() < request.count && !call.taken.is_full() {
+            let encoder = Encoder::new(request.space);
+            let rows: Vec<(Vec<f64>, f64)> = request
+                .history
+                .iter()
+                .filter_map(|trial| {
+                    let loss = trial.loss.filter(|l| l.is_finite())?;
+                    Some((encoder.encode(request.space, &trial.point), loss))
+                })
+                .collect();
+            if rows.is_empty() || encoder.width() == 0 {
+                let rest = request.count - call.points.len();
+                call.space_filling(rest)?;
+            } else {
+                self.model_points(&mut call, &encoder, rows, &mut saved);
+            }
+        }
+        saved.sobol_index = Some(call.sobol_index);
+        Ok(Suggestions {
+            exhausted: call.taken.is_full(),
+            points: call.points,
+            state: saved.to_json(),
+        })
     }
+}
+
+/// One call in progress.
+struct Call<'r, 'a> {
+    request: &'r SuggestRequest<'a>,
+    taken: TakenPoints<'a>,
+    points: Vec<Point>,
+    sobol_index: u64,
+}
+
+impl Call<'_, '_> {
+    /// Adds up to `count` points of the Sobol sequence (random search for spaces too wide for
+    /// it), skipping taken ones.
+    fn space_filling(&mut self, count: usize) -> Result<(), EngineError> {
+        if count == 0 {
+            return Ok(());
+        }
+        let space = self.request.space;
+        let pending: Vec<Point> = self
+            .request
+            .pending
+            .iter()
+            .chain(&self.points)
+            .cloned()
+            .collect();
+        let (engine, key): (&dyn Engine, &str) = if space.dims() <= sobol::MAX_DIMENSIONS {
+            (&SobolEngine, "index")
+        } else {
+            (&RandomEngine, "draws")
+        };
+        let state = json!({ key: self.sobol_index });
+        let answer = engine.suggest(&SuggestRequest {
+            space,
+            history: self.request.history,
+            pending: &pending,
+            count,
+            seed: self.request.seed,
+            state: Some(&state),
+        })?;
+        if let Some(next) = answer.state.get(key).and_then(serde_json::Value::as_u64) {
+            self.sobol_index = next;
+        }
+        for point in answer.points {
+            self.taken.take(&point);
+            self.points.push(point);
+        }
+        Ok(())
+    }
+
+    fn so_far(&self) -> u64 {
+        trials_so_far(self.request)
+    }
+}
+
+impl BayesOptEngine {
+    /// Fills the rest of the batch from the model.
+    fn model_points(
+        &self,
+        call: &mut Call<'_, '_>,
+        encoder: &Encoder,
+        rows: Vec<(Vec<f64>, f64)>,
+        saved: &mut SavedState,
+    ) {
+        let request = call.request;
+        let space = request.space;
+        let width = encoder.width();
+        let training = Training::new(rows, width);
+        let n = training.len();
+
+        let hyper = self.hyperparameters(&training, saved, request.seed);
+        let key = hyper_key(&hyper);
+        let chol = self.cache.take(&key, &training.x, width);
+        let mut posterior = Posterior::new(
+            hyper.kernel(),
+            width,
+            training.x.clone(),
+            training.y.clone(),
+            chol,
+        );
+
+        let scores = self.scores();
+        if self.settings.acquisition == Acquisition::GpHedge {
+            update_gains(saved, &posterior, width);
+        }
+
+        // Running trials and the points of this call so far are fantasies.
+        for point in request.pending.iter().chain(&call.points) {
+            let features = encoder.encode(space, point);
+            let mean = posterior.predict_one(&features).mean;
+            posterior.add_fantasy(&features, mean);
+        }
+
+        let local_searches = match self.settings.optimizer {
+            AcquisitionOptimizer::Sampling => 0,
+            AcquisitionOptimizer::Auto | AcquisitionOptimizer::Lbfgs => {
+                if n <= 100 {
+                    LOCAL_SEARCHES.0
+                } else {
+                    LOCAL_SEARCHES.1
+                }
+            }
+        };
+        let search = Search {
+            space,
+            encoder,
+            best: training.best(),
+            local_searches,
+        };
+        let anchors: Vec<Vec<f64>> = training
+            .best_rows(ANCHORS)
+            .into_iter()
+            .map(|i| training.row(i).to_vec())
+            .collect();
+        let n_candidates = (CANDIDATE_WORK / (posterior.len() * posterior.len()).max(1))
+            .clamp(MIN_CANDIDATES, MAX_CANDIDATES);
+        let mut proposals_saved = false;
+        while call.points.len() < request.count && !call.taken.is_full() {
+            let draw = call.so_far().wrapping_add(call.points.len() as u64);
+            let mut candidates = sobol_units(space.dims(), mix64(request.seed ^ mix64(CANDIDATE_STREAM ^ mix64(draw))), n_candidates);
+            candidates.extend(perturbations(
+                encoder,
+                &anchors,
+                posterior.kernel().inv_sq_lengthscales.as_slice(),
+                request.seed,
+                draw,
+            ));
+            let rankings = search.run(&mut posterior, &scores, &candidates, &anchors[..1]);
+            let firsts: Vec<Option<&Scored>> = rankings
+                .iter()
+                .map(|ranking| {
+                    ranking
+                        .iter()
+                        .find(|s| !call.taken.has_key(&space.point_key(&s.point)))
+                })
+                .collect();
+            let chosen = if self.settings.acquisition == Acquisition::GpHedge {
+                if !proposals_saved {
+                    saved.proposals = firsts
+                        .iter()
+                        .map(|s| s.map(|s| s.features.clone()).unwrap_or_default())
+                        .collect();
+                    proposals_saved = true;
+                }
+                let member = hedge_choice(&saved.gains, request.seed, draw);
+                firsts.get(member).copied().flatten().or(firsts.iter().flatten().next().copied())
+            } else {
+                firsts.first().copied().flatten()
+            };
+            let point = match chosen {
+                Some(s) => {
+                    let point = s.point.clone();
+                    call.taken.take(&point);
+                    point
+                }
+                None => match fallback_point(call, draw) {
+                    Some(point) => point,
+                    None => break,
+                },
+            };
+            let features = encoder.encode(space, &point);
+            let mean = posterior.predict_one(&features).mean;
+            posterior.add_fantasy(&features, mean);
+            call.points.push(point);
+        }
+        self.cache.put(key, training.x, posterior.into_factor(n));
+    }
+
+    /// The hyperparameters for this call: refitted on schedule, else the saved ones.
+    fn hyperparameters(&self, training: &Training, saved: &mut SavedState, seed: u64) -> Hyper {
+        let width = training.dims;
+        let n = training.len();
+        let previous = saved.hyper_for(width);
+        let refit = match previous {
+            None => true,
+            Some(_) => {
+                n < REFIT_EVERY_CALL_BELOW
+                    || n < saved.fitted_at
+                    || n >= saved.fitted_at + saved.fitted_at.div_ceil(REFIT_GROWTH_DIVISOR).max(1)
+            }
+        };
+        if !refit && let Some(hyper) = previous {
+            return hyper;
+        }
+        let mut starts = Vec::new();
+        match &previous {
+            Some(hyper) => {
+                starts.push(hyper.clone());
+                if n < MULTI_START_BELOW {
+                    starts.push(default_start(width));
+                }
+            }
+            None => {
+                starts.push(default_start(width));
+                let mut rng = stream_rng(seed, FIT_STREAM, n as u64);
+                for _ in 0..RANDOM_FIT_STARTS {
+                    // log ℓ uniform over [log 0.05, log 2]: from very wiggly to nearly linear.
+                    let log_lengthscales = (0..width)
+                        .map(|_| (0.05f64).ln() + unit_f64(&mut rng) * (40.0f64).ln())
+                        .collect();
+                    starts.push(Hyper {
+                        log_lengthscales,
+                        log_signal: 0.0,
+                        log_noise: (1e-3f64).ln(),
+                    });
+                }
+            }
+        }
+        let (x, y) = training.fit_subset();
+        let fitted = gp::fit(
+            Data {
+                x: &x,
+                y: &y,
+                dims: width,
+            },
+            &starts,
+        )
+        .or(previous)
+        .unwrap_or_else(|| default_start(width));
+        saved.hyper = Some((&fitted).into());
+        saved.fitted_at = n;
+        fitted
+    }
+
+    /// The scores the acquisition maximises (three for `gp_hedge`: EI, PI, LCB).
+    fn scores(&self) -> Vec<Score> {
+        let xi = if self.settings.xi.is_finite() {
+            self.settings.xi
+        } else {
+            DEFAULT_XI
+        };
+        let kappa = if self.settings.kappa.is_finite() {
+            self.settings.kappa
+        } else {
+            DEFAULT_KAPPA
+        };
+        match self.settings.acquisition {
+            Acquisition::GpHedge => vec![
+                Score::LogEi { xi },
+                Score::LogPi { xi },
+                Score::NegLcb { kappa },
+            ],
+            Acquisition::Ei => vec![Score::LogEi { xi }],
+            Acquisition::Pi => vec![Score::LogPi { xi }],
+            Acquisition::Lcb => vec![Score::NegLcb { kappa }],
+            Acquisition::LogEi => vec![Score::LogEi { xi: 0.0 }],
+        }
+    }
+}
+
+/// The cache key of a set of hyperparameters: their exact bits.
+fn hyper_key(hyper: &Hyper) -> Vec<u64> {
+    hyper.to_flat().iter().map(|v| v.to_bits()).collect()
+}
+
+/// `gp_hedge`: each member's gain falls by the new model's mean at its last proposal (lower
+/// loss is better, so a good proposal gains).
+fn update_gains(saved: &mut SavedState, posterior: &Posterior, width: usize) {
+    if saved.proposals.len() != HEDGE_MEMBERS {
+        return;
+    }
+    for (gain, proposal) in saved.gains.iter_mut().zip(&saved.proposals) {
+        if proposal.len() == width {
+            let mean = posterior.predict_one(proposal).mean;
+            if mean.is_finite() {
+                *gain -= mean;
+            }
+        }
+    }
+}
+
+/// Draws a `gp_hedge` member with probabilities `softmax(η · gains)`.
+fn hedge_choice(gains: &[f64; HEDGE_MEMBERS], seed: u64, draw: u64) -> usize {
+    let top = gains.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = gains.iter().map(|g| (HEDGE_ETA * (g - top)).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut r = unit_f64(&mut stream_rng(seed, HEDGE_STREAM, draw)) * total;
+    for (i, w) in weights.iter().enumerate() {
+        if r < *w {
+            return i;
+        }
+        r -= w;
+    }
+    0
+}
+
+/// `count` scrambled Sobol points of `[0, 1)^dims` (random points beyond Sobol's dimensions),
+/// through the Sobol engine on the unit cube.
+fn sobol_units(dims: usize, seed: u64, count: usize) -> Vec<Vec<f64>> {
+    let params: Vec<Parameter> = (0..dims)
+        .map(|i| Parameter {
+            name: format!("u{i}"),
+            domain: Domain::Double {
+                min: 0.0,
+                max: 1.0,
+                step: None,
+                distribution: Distribution::Uniform,
+            },
+        })
+        .collect();
+    let Ok(cube) = SearchSpace::new(params) else {
+        return Vec::new();
+    };
+    let engine: &dyn Engine = if dims <= sobol::MAX_DIMENSIONS {
+        &SobolEngine
+    } else {
+        &RandomEngine
+    };
+    let answer = engine.suggest(&SuggestRequest {
+        space: &cube,
+        history: &[],
+        pending: &[],
+        count,
+        seed,
+        state: None,
+    });
+    answer
+        .map(|a| a.points.iter().map(|p| cube.to_unit(p)).collect())
+        .unwrap_or_default()
+}
+
+/// Perturbations of the anchors (encodings of the best points), as unit vectors of the space:
+/// Gaussian steps of a few length-scales.
+fn perturbations(
+    encoder: &Encoder,
+    anchors: &[Vec<f64>],
+    inv_sq_lengthscales: &[f64],
+    seed: u64,
+    draw: u64,
+) -> Vec<Vec<f64>> {
+    let mut rng = stream_rng(seed, PERTURB_STREAM, draw);
+    let lengthscales: Vec<f64> = inv_sq_lengthscales
+        .iter()
+        .map(|w| (1.0 / w.sqrt()).min(1.0))
+        .collect();
+    let mut out = Vec::with_capacity(anchors.len() * PERTURBATIONS_PER_ANCHOR);
+    for anchor in anchors {
+        let unit = encoder.unit_of(anchor);
+        for k in 0..PERTURBATIONS_PER_ANCHOR {
+            let factor = PERTURBATION_SCALES[k % PERTURBATION_SCALES.len()];
+            let moved: Vec<f64> = unit
+                .iter()
+                .zip(encoder.slots())
+                .map(|(&u, slot)| {
+                    let l = match *slot {
+                        encoding::Slot::Continuous { column }
+                        | encoding::Slot::Ordinal { column, .. } => {
+                            lengthscales.get(column).copied().unwrap_or(1.0)
+                        }
+                        encoding::Slot::OneHot { .. } => 0.5,
+                    };
+                    (u + factor * l * gaussian(&mut rng)).clamp(0.0, 1.0)
+                })
+                .collect();
+            out.push(moved);
+        }
+    }
+    out
+}
+
+/// A standard normal draw (Box–Muller).
+fn gaussian(rng: &mut impl rand::Rng) -> f64 {
+    let u1 = 1.0 - unit_f64(rng);
+    let u2 = unit_f64(rng);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// A point no scored candidate offered, marked taken: an untaken point of a finite space, or a
+/// random untaken one.
+fn fallback_point(call: &mut Call<'_, '_>, draw: u64) -> Option<Point> {
+    let space = call.request.space;
+    let mut rng = stream_rng(call.request.seed, FALLBACK_STREAM, draw);
+    if call.taken.remaining().is_some() {
+        return call.taken.take_untaken(1, &mut rng).pop();
+    }
+    for _ in 0..MAX_FALLBACK_DRAWS {
+        let unit: Vec<f64> = (0..space.dims()).map(|_| unit_f64(&mut rng)).collect();
+        let point = space.from_unit(&unit);
+        if call.taken.take(&point) {
+            return Some(point);
+        }
+    }
+    None
 }

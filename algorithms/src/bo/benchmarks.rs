@@ -1,0 +1,297 @@
+//! Tuning harness (ignored tests, run by hand in release mode): simple regret on the issue's
+//! four test functions and the latency of one suggestion, mirroring `examples/bench`.
+//!
+//! ```sh
+//! BO_SEEDS=10 BO_BUDGET=100 cargo test --release -p sextant-algorithms bo::benchmarks::quality \
+//!     -- --ignored --nocapture
+//! cargo test --release -p sextant-algorithms bo::benchmarks::latency -- --ignored --nocapture
+//! ```
+//!
+//! Environment: `BO_SEEDS` (10), `BO_BUDGET` (100), `BO_FUNCTIONS` (all four, comma-separated),
+//! `BO_ACQ` (`logei`, `ei`, `pi`, `lcb`, `hedge`), `BO_THREADS` (2), `BO_N`, `BO_D`, `BO_REPEATS`.
+
+use std::f64::consts::{E, PI, TAU};
+use std::time::Instant;
+
+use super::*;
+use crate::engine::CompletedTrial;
+use crate::space::Value;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn box_space(bounds: &[(f64, f64)]) -> SearchSpace {
+    SearchSpace::new(
+        bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &(min, max))| Parameter {
+                name: format!("x{i}"),
+                domain: Domain::Double {
+                    min,
+                    max,
+                    step: None,
+                    distribution: Distribution::Uniform,
+                },
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn branin(x: &[f64]) -> f64 {
+    let (x1, x2) = (x[0], x[1]);
+    let b = 5.1 / (4.0 * PI * PI);
+    let c = 5.0 / PI;
+    let t = 1.0 / (8.0 * PI);
+    (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
+}
+
+fn hartmann6(x: &[f64]) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+    ];
+    -ALPHA
+        .iter()
+        .zip(&A)
+        .zip(&P)
+        .map(|((alpha, a), p)| {
+            let e: f64 = a.iter().zip(p).zip(x).map(|((a, p), x)| a * (x - p).powi(2)).sum();
+            alpha * (-e).exp()
+        })
+        .sum::<f64>()
+}
+
+fn rosenbrock(x: &[f64]) -> f64 {
+    x.windows(2)
+        .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
+        .sum()
+}
+
+fn ackley(x: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let ms = x.iter().map(|v| v * v).sum::<f64>() / n;
+    let mc = x.iter().map(|v| (TAU * v).cos()).sum::<f64>() / n;
+    -20.0 * (-0.2 * ms.sqrt()).exp() - mc.exp() + 20.0 + E
+}
+
+type Function = (&'static str, Vec<(f64, f64)>, fn(&[f64]) -> f64, f64);
+
+fn functions() -> Vec<Function> {
+    let all: Vec<Function> = vec![
+        ("branin", vec![(-5.0, 10.0), (0.0, 15.0)], branin, 0.397887357729738),
+        ("hartmann6", vec![(0.0, 1.0); 6], hartmann6, -3.32236801141551),
+        ("rosenbrock4", vec![(-5.0, 10.0); 4], rosenbrock, 0.0),
+        ("ackley5", vec![(-10.0, 30.0); 5], ackley, 0.0),
+    ];
+    let wanted = std::env::var("BO_FUNCTIONS").unwrap_or_default();
+    all.into_iter()
+        .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w == f.0))
+        .collect()
+}
+
+fn settings() -> BayesOptSettings {
+    let acquisition = match std::env::var("BO_ACQ").unwrap_or_default().as_str() {
+        "ei" => Acquisition::Ei,
+        "pi" => Acquisition::Pi,
+        "lcb" => Acquisition::Lcb,
+        "hedge" => Acquisition::GpHedge,
+        "logei" => Acquisition::LogEi,
+        _ => BayesOptSettings::default().acquisition,
+    };
+    BayesOptSettings {
+        acquisition,
+        ..BayesOptSettings::default()
+    }
+}
+
+fn coordinates(point: &Point) -> Vec<f64> {
+    point
+        .iter()
+        .map(|v| match v {
+            Value::Double(x) => *x,
+            _ => f64::NAN,
+        })
+        .collect()
+}
+
+/// One sequential run; the regret trace and the total engine time.
+fn run(function: &Function, seed: u64, budget: usize) -> (Vec<f64>, f64) {
+    let engine = BayesOptEngine::new(settings());
+    let space = box_space(&function.1);
+    let mut history: Vec<CompletedTrial> = Vec::new();
+    let mut state: Option<serde_json::Value> = None;
+    let mut best = f64::INFINITY;
+    let mut trace = Vec::new();
+    let mut seconds = 0.0;
+    for _ in 0..budget {
+        let started = Instant::now();
+        let answer = engine
+            .suggest(&SuggestRequest {
+                space: &space,
+                history: &history,
+                pending: &[],
+                count: 1,
+                seed,
+                state: state.as_ref(),
+            })
+            .unwrap();
+        seconds += started.elapsed().as_secs_f64();
+        let point = answer.points[0].clone();
+        assert!(space.contains(&point));
+        let loss = (function.2)(&coordinates(&point));
+        best = best.min(loss);
+        trace.push(best - function.3);
+        history.push(CompletedTrial {
+            point,
+            loss: Some(loss),
+        });
+        let bytes = serde_json::to_vec(&answer.state).unwrap();
+        state = Some(serde_json::from_slice(&bytes).unwrap());
+    }
+    (trace, seconds)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+#[test]
+#[ignore = "benchmark: run by hand in release mode"]
+fn quality() {
+    let seeds: u64 = env_or("BO_SEEDS", 10);
+    let budget: usize = env_or("BO_BUDGET", 100);
+    let threads: usize = env_or("BO_THREADS", 2);
+    for function in functions() {
+        let jobs: Vec<u64> = (0..seeds).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&seed) = jobs.get(i) else { break };
+                        let outcome = run(&function, seed, budget);
+                        results.lock().unwrap().push((seed, outcome));
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap();
+        results.sort_by_key(|r| r.0);
+        let at = |b: usize| -> Vec<f64> {
+            results
+                .iter()
+                .map(|(_, (trace, _))| trace[b.min(trace.len()) - 1])
+                .collect()
+        };
+        let time: f64 = results.iter().map(|(_, (_, s))| s).sum();
+        let mut line = format!("{:12}", function.0);
+        for b in [50, 100, 200] {
+            if b <= budget {
+                line += &format!("  {b}: {:.3e}", median(at(b)));
+            }
+        }
+        line += &format!("  [{:.1}s engine]", time);
+        println!("{line}");
+        println!(
+            "    per seed @{budget}: {}",
+            at(budget)
+                .iter()
+                .map(|v| format!("{v:.2e}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+}
+
+#[test]
+#[ignore = "benchmark: run by hand in release mode"]
+fn latency() {
+    let ns: Vec<usize> = std::env::var("BO_N")
+        .unwrap_or_else(|_| "10,50,100,200,400,1000".into())
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let ds: Vec<usize> = std::env::var("BO_D")
+        .unwrap_or_else(|_| "2,6,12".into())
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let repeats: usize = env_or("BO_REPEATS", 5);
+    let engine = BayesOptEngine::new(settings());
+    for &d in &ds {
+        let space = box_space(&vec![(0.0, 1.0); d]);
+        let mut rng = stream_rng(99, d as u64, 0);
+        let largest = ns.iter().copied().max().unwrap_or(0);
+        let history: Vec<CompletedTrial> = (0..largest)
+            .map(|_| {
+                let unit: Vec<f64> = (0..d).map(|_| unit_f64(&mut rng)).collect();
+                let point = space.from_unit(&unit);
+                let x: Vec<f64> = coordinates(&point).iter().map(|v| 4.0 * v - 2.0).collect();
+                CompletedTrial {
+                    point,
+                    loss: Some(rosenbrock(&x)),
+                }
+            })
+            .collect();
+        let mut line = format!("d={d:2}");
+        for &n in &ns {
+            let request = |h: &[CompletedTrial], state: Option<&serde_json::Value>| {
+                let r = SuggestRequest {
+                    space: &space,
+                    history: h,
+                    pending: &[],
+                    count: 1,
+                    seed: 99,
+                    state,
+                };
+                engine.suggest(&r).unwrap()
+            };
+            let cold_started = Instant::now();
+            let before = request(&history[..n - 1], None).state;
+            let cold = cold_started.elapsed().as_secs_f64() * 1e3;
+            let mut times = Vec::new();
+            for _ in 0..repeats {
+                let started = Instant::now();
+                let answer = request(&history[..n], Some(&before));
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(answer.points.len(), 1);
+            }
+            let first = times[0];
+            let max = times.iter().copied().fold(0.0, f64::max);
+            line += &format!(
+                "  n={n}: p50 {:.1} first {:.1} max {:.1} (cold {:.0})",
+                median(times),
+                first,
+                max,
+                cold
+            );
+        }
+        println!("{line}");
+    }
+}
