@@ -1,26 +1,25 @@
 //! From a Katib algorithm name and its settings to a configured engine.
 
 use sextant_algorithms::Engine;
-use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptSettings};
+use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptEngine, BayesOptSettings};
 use sextant_algorithms::grid::GridEngine;
 use sextant_algorithms::hyperband::{DEFAULT_ETA, HyperbandEngine, HyperbandSettings};
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
 
 /// Algorithms Sextant serves today, in the order shown to users.
-pub const AVAILABLE_ALGORITHMS: &[&str] = &["random", "grid", "sobol", "hyperband"];
+pub const AVAILABLE_ALGORITHMS: &[&str] = &[
+    "random",
+    "grid",
+    "sobol",
+    "bayesianoptimization",
+    "hyperband",
+];
 
 /// Katib algorithm names that Sextant does not serve yet. A spec naming one is refused with a
 /// message that says so, rather than falling back to another engine.
-const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] = &[
-    "bayesianoptimization",
-    "tpe",
-    "multivariate-tpe",
-    "cmaes",
-    "enas",
-    "darts",
-    "pbt",
-];
+const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] =
+    &["tpe", "multivariate-tpe", "cmaes", "enas", "darts", "pbt"];
 
 /// An engine ready to use, with the seed its settings asked for.
 pub struct ConfiguredEngine {
@@ -119,6 +118,13 @@ pub fn configure(
                 Box::new(SobolEngine)
             };
             Ok(ConfiguredEngine { engine, seed })
+        }
+        "bayesianoptimization" => {
+            let (settings, seed) = bayesopt_settings(settings)?;
+            Ok(ConfiguredEngine {
+                engine: Box::new(BayesOptEngine::new(settings)),
+                seed,
+            })
         }
         "hyperband" => {
             let settings = hyperband_settings(settings)?;

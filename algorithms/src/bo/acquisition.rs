@@ -197,7 +197,9 @@ mod tests {
 
     #[test]
     fn log_ei_agrees_with_ei_where_ei_is_stable() {
-        for z in [-8.0, -5.0, -3.0, -1.5, -1.0, -0.99, -0.3, 0.0, 0.5, 2.0, 10.0] {
+        for z in [
+            -8.0, -5.0, -3.0, -1.5, -1.0, -0.99, -0.3, 0.0, 0.5, 2.0, 10.0,
+        ] {
             let direct = (pdf(z) + z * cdf(z)).ln();
             let stable = log_h(z);
             assert!(
@@ -225,7 +227,10 @@ mod tests {
             let asymptote = -0.5 * z * z - HALF_LOG_2PI - 2.0 * (-z).ln();
             // The next term of the expansion is 3/z² (relative, in h).
             let tolerance = 4.0 / (z * z) + 1e-14 * asymptote.abs();
-            assert!((v - asymptote).abs() <= tolerance, "{z}: {v} vs {asymptote}");
+            assert!(
+                (v - asymptote).abs() <= tolerance,
+                "{z}: {v} vs {asymptote}"
+            );
         }
         // The branches meet smoothly.
         for z in [-1.0, ASYMPTOTIC_Z] {
@@ -249,13 +254,20 @@ mod tests {
                 let best = 0.0;
                 let g = score.with_grad(mean, var, best);
                 let h = 1e-6;
-                let fd_mean =
-                    (score.value(mean + h, var, best) - score.value(mean - h, var, best)) / (2.0 * h);
+                let fd_mean = (score.value(mean + h, var, best) - score.value(mean - h, var, best))
+                    / (2.0 * h);
                 let hv = 1e-6 * var;
-                let fd_var =
-                    (score.value(mean, var + hv, best) - score.value(mean, var - hv, best)) / (2.0 * hv);
-                assert!((fd_mean - g.d_mean).abs() < 1e-5 * (1.0 + fd_mean.abs()), "{score:?}");
-                assert!((fd_var - g.d_var).abs() < 1e-4 * (1.0 + fd_var.abs()), "{score:?}");
+                let fd_var = (score.value(mean, var + hv, best)
+                    - score.value(mean, var - hv, best))
+                    / (2.0 * hv);
+                assert!(
+                    (fd_mean - g.d_mean).abs() < 1e-5 * (1.0 + fd_mean.abs()),
+                    "{score:?}"
+                );
+                assert!(
+                    (fd_var - g.d_var).abs() < 1e-4 * (1.0 + fd_var.abs()),
+                    "{score:?}"
+                );
             }
         }
     }

@@ -70,7 +70,12 @@ fn hartmann6(x: &[f64]) -> f64 {
         .zip(&A)
         .zip(&P)
         .map(|((alpha, a), p)| {
-            let e: f64 = a.iter().zip(p).zip(x).map(|((a, p), x)| a * (x - p).powi(2)).sum();
+            let e: f64 = a
+                .iter()
+                .zip(p)
+                .zip(x)
+                .map(|((a, p), x)| a * (x - p).powi(2))
+                .sum();
             alpha * (-e).exp()
         })
         .sum::<f64>()
@@ -93,8 +98,18 @@ type Function = (&'static str, Vec<(f64, f64)>, fn(&[f64]) -> f64, f64);
 
 fn functions() -> Vec<Function> {
     let all: Vec<Function> = vec![
-        ("branin", vec![(-5.0, 10.0), (0.0, 15.0)], branin, 0.397887357729738),
-        ("hartmann6", vec![(0.0, 1.0); 6], hartmann6, -3.32236801141551),
+        (
+            "branin",
+            vec![(-5.0, 10.0), (0.0, 15.0)],
+            branin,
+            0.397887357729738,
+        ),
+        (
+            "hartmann6",
+            vec![(0.0, 1.0); 6],
+            hartmann6,
+            -3.32236801141551,
+        ),
         ("rosenbrock4", vec![(-5.0, 10.0); 4], rosenbrock, 0.0),
         ("ackley5", vec![(-10.0, 30.0); 5], ackley, 0.0),
     ];

@@ -273,7 +273,11 @@ mod tests {
             let f = encoder.encode(&space, &point);
             assert_eq!(f.len(), encoder.width());
             let back = encoder.decode(&space, &f);
-            assert_eq!(space.point_key(&back), space.point_key(&point), "{point:?} {back:?}");
+            assert_eq!(
+                space.point_key(&back),
+                space.point_key(&point),
+                "{point:?} {back:?}"
+            );
             // A perturbed one-hot block still decodes to its argmax.
             let mut soft = f.clone();
             for v in &mut soft[1..4] {

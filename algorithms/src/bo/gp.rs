@@ -198,8 +198,14 @@ impl Objective {
                 .or(llt::inverse::inverse_scratch::<f64>(n, par)),
         );
         let stack = MemStack::new(&mut buffer);
-        llt::factor::cholesky_in_place(k.as_mut(), Default::default(), par, stack, Default::default())
-            .ok()?;
+        llt::factor::cholesky_in_place(
+            k.as_mut(),
+            Default::default(),
+            par,
+            stack,
+            Default::default(),
+        )
+        .ok()?;
         let l = k;
         let mut alpha = Mat::from_fn(n, 1, |i, _| self.y[i]);
         solve_lower_triangular_in_place(l.as_ref(), alpha.as_mut(), par);
@@ -520,10 +526,14 @@ impl Posterior {
         }
         let dense = self.dense.get_or_insert_with(|| self.chol.to_dense());
         let mut v = Mat::from_fn(n, m, |i, c| {
-            self.kernel
-                .eval(&self.x[i * dims..(i + 1) * dims], &xs[c * dims..(c + 1) * dims])
+            self.kernel.eval(
+                &self.x[i * dims..(i + 1) * dims],
+                &xs[c * dims..(c + 1) * dims],
+            )
         });
-        let means: Vec<f64> = (0..m).map(|c| dot(v.col_as_slice(c), &self.alpha)).collect();
+        let means: Vec<f64> = (0..m)
+            .map(|c| dot(v.col_as_slice(c), &self.alpha))
+            .collect();
         solve_lower_many(dense.as_ref(), v.as_mut());
         means
             .into_iter()
@@ -603,7 +613,12 @@ mod tests {
     use super::*;
     use crate::seeding::{stream_rng, unit_f64};
 
-    fn random_data(n: usize, dims: usize, seed: u64, f: impl Fn(&[f64]) -> f64) -> (Vec<f64>, Vec<f64>) {
+    fn random_data(
+        n: usize,
+        dims: usize,
+        seed: u64,
+        f: impl Fn(&[f64]) -> f64,
+    ) -> (Vec<f64>, Vec<f64>) {
         let mut rng = stream_rng(seed, 1, 2);
         let x: Vec<f64> = (0..n * dims).map(|_| unit_f64(&mut rng)).collect();
         let y: Vec<f64> = x.chunks(dims).map(&f).collect();
@@ -613,7 +628,11 @@ mod tests {
     #[test]
     fn likelihood_gradient_matches_finite_differences() {
         let (x, y) = random_data(15, 3, 5, |p| (3.0 * p[0]).sin() + p[1] * p[1] - 0.5 * p[2]);
-        let data = Data { x: &x, y: &y, dims: 3 };
+        let data = Data {
+            x: &x,
+            y: &y,
+            dims: 3,
+        };
         let hyper = Hyper {
             log_lengthscales: vec![-0.7, 0.2, 0.5],
             log_signal: 0.3,
@@ -642,9 +661,16 @@ mod tests {
     fn fit_finds_the_relevant_dimension() {
         // y depends on x_0 only; x_1 is irrelevant and must get a much longer length-scale.
         let (x, y) = random_data(40, 2, 9, |p| (6.0 * p[0]).sin());
-        let data = Data { x: &x, y: &y, dims: 2 };
+        let data = Data {
+            x: &x,
+            y: &y,
+            dims: 2,
+        };
         let hyper = fit(data, &[default_start(2)]).unwrap();
-        let (l0, l1) = (hyper.log_lengthscales[0].exp(), hyper.log_lengthscales[1].exp());
+        let (l0, l1) = (
+            hyper.log_lengthscales[0].exp(),
+            hyper.log_lengthscales[1].exp(),
+        );
         assert!(l1 > 5.0 * l0, "ℓ_relevant = {l0}, ℓ_irrelevant = {l1}");
         // And the fit improves on its start.
         assert!(neg_log_posterior(data, &hyper).0 < neg_log_posterior(data, &default_start(2)).0);
@@ -661,14 +687,23 @@ mod tests {
         let kernel = hyper.kernel();
         let x = vec![0.2, 0.7];
         let y = vec![1.0, -1.0];
-        let mut post = Posterior::new(kernel.clone(), 1, x.clone(), y.clone(), GrowingCholesky::new());
+        let mut post = Posterior::new(
+            kernel.clone(),
+            1,
+            x.clone(),
+            y.clone(),
+            GrowingCholesky::new(),
+        );
         let a = kernel.signal + kernel.noise;
         let b = kernel.eval(&[0.2], &[0.7]);
         let det = a * a - b * b;
         let inv = [[a / det, -b / det], [-b / det, a / det]];
         for xs in [0.0, 0.2, 0.45, 1.0] {
             let ks = [kernel.eval(&[xs], &[0.2]), kernel.eval(&[xs], &[0.7])];
-            let kinv_y = [inv[0][0] * y[0] + inv[0][1] * y[1], inv[1][0] * y[0] + inv[1][1] * y[1]];
+            let kinv_y = [
+                inv[0][0] * y[0] + inv[0][1] * y[1],
+                inv[1][0] * y[0] + inv[1][1] * y[1],
+            ];
             let mean = ks[0] * kinv_y[0] + ks[1] * kinv_y[1];
             let quad = ks[0] * (inv[0][0] * ks[0] + inv[0][1] * ks[1])
                 + ks[1] * (inv[1][0] * ks[0] + inv[1][1] * ks[1]);
@@ -677,7 +712,11 @@ mod tests {
             let many = post.predict_many(&[xs])[0];
             let with_grad = post.predict_with_grad(&[xs]).at;
             for got in [one, many, with_grad] {
-                assert!((got.mean - mean).abs() < 1e-12, "{xs}: {} vs {mean}", got.mean);
+                assert!(
+                    (got.mean - mean).abs() < 1e-12,
+                    "{xs}: {} vs {mean}",
+                    got.mean
+                );
                 assert!((got.var - var).abs() < 1e-12, "{xs}: {} vs {var}", got.var);
             }
         }
@@ -705,8 +744,16 @@ mod tests {
             let (pu, pd) = (post.predict_one(&up), post.predict_one(&down));
             let fd_mean = (pu.mean - pd.mean) / (2.0 * h);
             let fd_var = (pu.var - pd.var) / (2.0 * h);
-            assert!((fd_mean - g.d_mean[d]).abs() < 1e-6, "{fd_mean} {}", g.d_mean[d]);
-            assert!((fd_var - g.d_var[d]).abs() < 1e-6, "{fd_var} {}", g.d_var[d]);
+            assert!(
+                (fd_mean - g.d_mean[d]).abs() < 1e-6,
+                "{fd_mean} {}",
+                g.d_mean[d]
+            );
+            assert!(
+                (fd_var - g.d_var[d]).abs() < 1e-6,
+                "{fd_var} {}",
+                g.d_var[d]
+            );
         }
     }
 

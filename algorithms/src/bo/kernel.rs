@@ -105,7 +105,13 @@ impl Kernel {
 
     /// `k(a, b)` and its gradient with respect to `a`, added to `grad` after scaling by `weight`:
     /// `grad += weight · ∂k(a, b)/∂a`. Returns `k(a, b)`.
-    pub(crate) fn eval_with_grad(&self, a: &[f64], b: &[f64], weight: f64, grad: &mut [f64]) -> f64 {
+    pub(crate) fn eval_with_grad(
+        &self,
+        a: &[f64],
+        b: &[f64],
+        weight: f64,
+        grad: &mut [f64],
+    ) -> f64 {
         let r2 = self.r2(a, b);
         let (m, dm_dr2) = matern52_with_slope(r2);
         let scale = weight * self.signal * dm_dr2 * 2.0;
@@ -129,7 +135,10 @@ pub(crate) fn matern52_with_slope(r2: f64) -> (f64, f64) {
     let r = r2.max(0.0).sqrt();
     let sr = SQRT5 * r;
     let e = (-sr).exp();
-    ((1.0 + sr + sr * sr / 3.0) * e, -(5.0 / 6.0) * (1.0 + sr) * e)
+    (
+        (1.0 + sr + sr * sr / 3.0) * e,
+        -(5.0 / 6.0) * (1.0 + sr) * e,
+    )
 }
 
 #[cfg(test)]
@@ -161,7 +170,10 @@ mod tests {
             let h = 1e-6 * r2.max(1e-3);
             let fd = (matern52(r2 + h) - matern52(r2 - h)) / (2.0 * h);
             let (_, slope) = matern52_with_slope(r2);
-            assert!((fd - slope).abs() < 1e-7 * (1.0 + slope.abs()), "{r2}: {fd} {slope}");
+            assert!(
+                (fd - slope).abs() < 1e-7 * (1.0 + slope.abs()),
+                "{r2}: {fd} {slope}"
+            );
         }
     }
 

@@ -72,7 +72,8 @@ impl GrowingCholesky {
         let d = diag - dot(&self.packed[start..], &self.packed[start..]);
         let floor = MIN_RELATIVE_PIVOT * diag.abs().max(f64::MIN_POSITIVE);
         let healthy = d > floor && d.is_finite();
-        self.packed.push(if healthy { d.sqrt() } else { floor.sqrt() });
+        self.packed
+            .push(if healthy { d.sqrt() } else { floor.sqrt() });
         self.n += 1;
         healthy
     }
@@ -114,9 +115,13 @@ impl GrowingCholesky {
 
     /// `L` as a dense faer matrix (the strict upper triangle zero).
     pub(crate) fn to_dense(&self) -> Mat<f64> {
-        Mat::from_fn(self.n, self.n, |i, j| {
-            if j <= i { self.row(i)[j] } else { 0.0 }
-        })
+        Mat::from_fn(
+            self.n,
+            self.n,
+            |i, j| {
+                if j <= i { self.row(i)[j] } else { 0.0 }
+            },
+        )
     }
 }
 

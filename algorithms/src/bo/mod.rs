@@ -219,11 +219,10 @@ impl Engine for BayesOptEngine {
             points: Vec::new(),
             sobol_index: saved.sobol_index.unwrap_or(so_far),
         };
-        let initial = usize::try_from(
-            (self.settings.n_initial_points as u64).saturating_sub(so_far),
-        )
-        .unwrap_or(usize::MAX)
-        .min(request.count);
+        let initial =
+            usize::try_from((self.settings.n_initial_points as u64).saturating_sub(so_far))
+                .unwrap_or(usize::MAX)
+                .min(request.count);
         call.space_filling(initial)?;
 
         if call.points.len() < request.count && !call.taken.is_full() {
@@ -368,7 +367,11 @@ impl BayesOptEngine {
         let mut proposals_saved = false;
         while call.points.len() < request.count && !call.taken.is_full() {
             let draw = call.so_far().wrapping_add(call.points.len() as u64);
-            let mut candidates = sobol_units(space.dims(), mix64(request.seed ^ mix64(CANDIDATE_STREAM ^ mix64(draw))), n_candidates);
+            let mut candidates = sobol_units(
+                space.dims(),
+                mix64(request.seed ^ mix64(CANDIDATE_STREAM ^ mix64(draw))),
+                n_candidates,
+            );
             candidates.extend(perturbations(
                 encoder,
                 &anchors,
@@ -394,7 +397,11 @@ impl BayesOptEngine {
                     proposals_saved = true;
                 }
                 let member = hedge_choice(&saved.gains, request.seed, draw);
-                firsts.get(member).copied().flatten().or(firsts.iter().flatten().next().copied())
+                firsts
+                    .get(member)
+                    .copied()
+                    .flatten()
+                    .or(firsts.iter().flatten().next().copied())
             } else {
                 firsts.first().copied().flatten()
             };
@@ -523,7 +530,10 @@ fn update_gains(saved: &mut SavedState, posterior: &Posterior, width: usize) {
 /// Draws a `gp_hedge` member with probabilities `softmax(η · gains)`.
 fn hedge_choice(gains: &[f64; HEDGE_MEMBERS], seed: u64, draw: u64) -> usize {
     let top = gains.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = gains.iter().map(|g| (HEDGE_ETA * (g - top)).exp()).collect();
+    let weights: Vec<f64> = gains
+        .iter()
+        .map(|g| (HEDGE_ETA * (g - top)).exp())
+        .collect();
     let total: f64 = weights.iter().sum();
     let mut r = unit_f64(&mut stream_rng(seed, HEDGE_STREAM, draw)) * total;
     for (i, w) in weights.iter().enumerate() {

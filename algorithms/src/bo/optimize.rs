@@ -151,7 +151,8 @@ impl Search<'_> {
         for _ in 0..MAX_LOCAL_ROUNDS {
             let mut moved = false;
             if !continuous.is_empty()
-                && let Some((v, f)) = self.polish_continuous(posterior, score, &features, &continuous)
+                && let Some((v, f)) =
+                    self.polish_continuous(posterior, score, &features, &continuous)
                 && v > value + MIN_IMPROVEMENT
             {
                 value = v;
@@ -195,7 +196,12 @@ impl Search<'_> {
         let scale: Vec<f64> = columns
             .iter()
             .map(|&c| {
-                let w = posterior.kernel().inv_sq_lengthscales.get(c).copied().unwrap_or(1.0);
+                let w = posterior
+                    .kernel()
+                    .inv_sq_lengthscales
+                    .get(c)
+                    .copied()
+                    .unwrap_or(1.0);
                 let l = 1.0 / w.sqrt();
                 if l.is_finite() && l > 0.0 { l } else { 1.0 }
             })

@@ -175,15 +175,24 @@ mod tests {
         assert!(state.hyper_for(3).is_none());
 
         assert_eq!(SavedState::read(None).unwrap(), SavedState::default());
-        assert_eq!(SavedState::read(Some(&Json::Null)).unwrap(), SavedState::default());
+        assert_eq!(
+            SavedState::read(Some(&Json::Null)).unwrap(),
+            SavedState::default()
+        );
         let other_version = serde_json::json!({ "engine": "bayesianoptimization", "version": 99 });
-        assert_eq!(SavedState::read(Some(&other_version)).unwrap(), SavedState::default());
+        assert_eq!(
+            SavedState::read(Some(&other_version)).unwrap(),
+            SavedState::default()
+        );
         for bad in [
             serde_json::json!({ "index": 3 }),
             serde_json::json!([1, 2]),
             serde_json::json!({ "engine": "bayesianoptimization", "version": 1, "gains": "x" }),
         ] {
-            assert!(matches!(SavedState::read(Some(&bad)), Err(EngineError::BadState(_))));
+            assert!(matches!(
+                SavedState::read(Some(&bad)),
+                Err(EngineError::BadState(_))
+            ));
         }
     }
 }
