@@ -163,3 +163,33 @@ fn hyperband_completes_its_schedule_with_any_parallelism() {
         );
     }
 }
+
+#[test]
+fn replay_runs_the_rules_over_recorded_curves() {
+    let ws = Workspace::new();
+    ws.write(
+        "trainer.py",
+        &TRAINER.replace("time.sleep(0.05)", "time.sleep(0.001)"),
+    );
+    let yaml = ExperimentFile {
+        name: "recorded",
+        algorithm: "grid",
+        settings: "[]",
+        parameters: "[{name: x, parameterType: int, feasibleSpace: {min: \"0\", max: \"5\"}}]",
+        command: "[python3, trainer.py, '${trialParameters.x}']",
+        max_trials: 6,
+        parallel: 3,
+        ..Default::default()
+    }
+    .yaml();
+    let file = ws.write("full.yaml", &yaml);
+    assert!(ws.run(&["run", file.to_str().unwrap()]).status.success());
+    let out = ws.run(&["bench", "replay", "recorded"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    // 6 trials × 40 epochs recorded; every rule's line says how many steps it would have used.
+    assert!(table.contains("240 steps"), "{table}");
+    for rule in ["asha", "medianstop", "percentile 25"] {
+        assert!(table.contains(rule), "{table}");
+    }
+}
