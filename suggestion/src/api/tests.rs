@@ -286,3 +286,67 @@ async fn oversized_bodies_are_refused() {
     let (status, _) = post("/v1/suggestions", body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn bayesian_optimisation_is_reachable_and_a_batch_is_distinct() {
+    // 12 finished trials on a smooth function of lr, then a batch of 3 with one running trial.
+    let mut trials = Vec::new();
+    for i in 0..12 {
+        let lr = 0.001 + 0.008 * f64::from(i);
+        let units = 1 + i % 2;
+        let accuracy = 1.0 - (lr - 0.05).abs();
+        trials.push(json!({
+            "name": format!("t{i}"),
+            "parameterAssignments": [
+                {"name": "lr", "value": lr.to_string()},
+                {"name": "units", "value": units.to_string()},
+                {"name": "opt", "value": if i % 3 == 0 { "sgd" } else { "adam" }}
+            ],
+            "condition": "Succeeded",
+            "observation": {"metrics": [{"name": "accuracy", "value": accuracy.to_string()}]}
+        }));
+    }
+    trials.push(json!({
+        "name": "running",
+        "parameterAssignments": [{"name": "lr", "value": "0.05"}, {"name": "units", "value": "1"}, {"name": "opt", "value": "adam"}],
+        "condition": "Running"
+    }));
+    let body = request(
+        "bayesianoptimization",
+        json!([{"name": "random_state", "value": "1"}, {"name": "n_initial_points", "value": "5"}]),
+        json!(trials),
+        3,
+    );
+    let (status, reply) = post("/v1/suggestions", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let assignments = reply["assignments"].as_array().unwrap();
+    assert_eq!(assignments.len(), 3);
+    let distinct: std::collections::HashSet<String> =
+        assignments.iter().map(|a| a.to_string()).collect();
+    assert_eq!(distinct.len(), 3, "a batch is distinct: {assignments:?}");
+    for assignment in assignments {
+        let v = values(assignment);
+        assert!(
+            v[1] == "1" || v[1] == "2",
+            "integers stay on the grid: {v:?}"
+        );
+        assert!(v[2] == "sgd" || v[2] == "adam", "{v:?}");
+    }
+    assert!(
+        !reply["state"].is_null(),
+        "the engine keeps state between requests"
+    );
+
+    let bad = request(
+        "bayesianoptimization",
+        json!([{"name": "base_estimator", "value": "RF"}]),
+        json!([]),
+        1,
+    );
+    let (status, reply) = post("/v1/suggestions/validate", bad.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply["error"]["field"], "experiment.spec.algorithm.algorithmSettings[0].value",
+        "{reply}"
+    );
+}
