@@ -62,3 +62,42 @@ fn regex_replace_max_trials(yaml: &str, n: u32) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn every_example_experiment_validates() {
+    let ws = Workspace::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = ws.run(&["validate", path.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                text(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 4,
+        "expected the random, grid, sobol and pytorch examples"
+    );
+}
+
+#[test]
+fn the_katib_medianstop_example_runs_unchanged() {
+    let ws = Workspace::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits/medianstop.yaml");
+    let out = ws.run(&["run", example.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = trials(&ws, "digits-medianstop");
+    assert_eq!(all.len(), 24);
+    assert!(
+        count(&all, "EarlyStopped") >= 1,
+        "some losing trials are stopped: {all:?}"
+    );
+    assert_eq!(count(&all, "EarlyStopped") + count(&all, "Succeeded"), 24);
+}

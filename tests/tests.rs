@@ -3,7 +3,9 @@
 mod fixture;
 
 mod digits;
+mod early_stopping;
 mod gpu;
 mod resume;
 mod run;
+mod serve;
 mod validate;

@@ -26,7 +26,9 @@ pub struct SuggestRequest<'a> {
     pub history: &'a [CompletedTrial],
     /// Trials created but not finished: their points are taken, a batch must not repeat them.
     pub pending: &'a [Point],
-    /// How many new points the caller wants. An engine may return fewer only when it is exhausted.
+    /// How many new points the caller wants. An engine may return fewer when it is exhausted, or
+    /// when it must wait for pending trials to finish (Hyperband promoting a rung); it returns none
+    /// with nothing pending only when it is exhausted.
     pub count: usize,
     /// The experiment's seed (from `random_state`, or derived from the experiment's name).
     pub seed: u64,

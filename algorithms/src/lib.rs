@@ -7,8 +7,10 @@
 
 pub mod bo;
 mod counter_state;
+pub mod early_stopping;
 pub mod engine;
 pub mod grid;
+pub mod hyperband;
 pub mod random;
 mod seeding;
 pub mod sobol;

@@ -945,10 +945,27 @@ fn value_from_unit(domain: &Domain, u: f64) -> Value {
         _ => match Numeric::of(domain) {
             Some(num) => match num.sample(u) {
                 Sampled::Index(k) => value_at_digit(domain, k),
-                Sampled::Real(x) => Value::Double(x),
+                Sampled::Real(x) => Value::Double(snap_to_bounds(domain, x)),
             },
             None => Value::Choice(0),
         },
+    }
+}
+
+/// A continuous double within rounding of a bound is that bound: `exp(ln 0.001)` is
+/// 0.0010000000000000002, and users should see the `0.001` they wrote.
+fn snap_to_bounds(domain: &Domain, x: f64) -> f64 {
+    const RELATIVE_TOLERANCE: f64 = 1e-12;
+    let Domain::Double { min, max, .. } = *domain else {
+        return x;
+    };
+    let tolerance = RELATIVE_TOLERANCE * min.abs().max(max.abs()).max(max - min);
+    if (x - min).abs() <= tolerance {
+        min
+    } else if (x - max).abs() <= tolerance {
+        max
+    } else {
+        x.clamp(min, max)
     }
 }
 
@@ -1506,6 +1523,23 @@ mod tests {
         let geometric_mean = (1e-3f64 * 10.0).sqrt();
         let below = xs.iter().filter(|x| **x < geometric_mean).count() as f64 / xs.len() as f64;
         assert!((below - 0.5).abs() < 0.015, "{below}");
+    }
+
+    #[test]
+    fn log_bounds_render_as_written() {
+        // Regression: exp(ln 0.001) rendered as 0.0010000000000000002.
+        let space = SearchSpace::new(vec![Parameter {
+            name: "lr".into(),
+            domain: Domain::Double {
+                min: 0.001,
+                max: 0.3,
+                step: None,
+                distribution: Distribution::LogUniform,
+            },
+        }])
+        .unwrap();
+        assert_eq!(space.render(&space.from_unit(&[0.0]))[0].1, "0.001");
+        assert_eq!(space.render(&space.from_unit(&[1.0]))[0].1, "0.3");
     }
 
     #[test]

@@ -30,15 +30,45 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
+    /// Early stopping on the digits example, trained for real: random with full epochs vs random
+    /// + asha vs random + medianstop vs hyperband; then the rules replayed over recorded curves.
+    EarlyStopping {
+        /// Seeds per strategy.
+        #[arg(long, default_value_t = 5)]
+        seeds: u32,
+        /// Trials per random search.
+        #[arg(long, default_value_t = 50)]
+        trials: u32,
+        /// The digits example directory.
+        #[arg(long, default_value = "examples/digits")]
+        examples: std::path::PathBuf,
+    },
+    /// Replays the stopping rules over an experiment's recorded curves (no training).
+    Replay {
+        /// The experiment (in --data-dir).
+        experiment: String,
+    },
 }
 
 /// Runs `sextant bench`.
-pub async fn run(command: BenchCommand) -> Result<u8, CliError> {
-    let BenchCommand::Local {
-        trials,
-        parallel,
-        runs,
-    } = command;
+pub async fn run(command: BenchCommand, data_dir: &std::path::Path) -> Result<u8, CliError> {
+    let (trials, parallel, runs) = match command {
+        BenchCommand::Local {
+            trials,
+            parallel,
+            runs,
+        } => (trials, parallel, runs),
+        BenchCommand::EarlyStopping {
+            seeds,
+            trials,
+            examples,
+        } => {
+            return super::bench_stopping::early_stopping(&examples, seeds, trials).await;
+        }
+        BenchCommand::Replay { experiment } => {
+            return super::bench_stopping::replay_stored(data_dir, &experiment);
+        }
+    };
     if trials == 0 || parallel == 0 || runs == 0 {
         return Err(CliError::input(
             "--trials, --parallel and --runs must be at least 1",
@@ -135,7 +165,8 @@ spec:
                 command: [echo, "loss=${trialParameters.x}"]
 "#;
 
-struct Silent;
+/// A reporter that prints nothing (benchmarks time the loop, not the terminal).
+pub(crate) struct Silent;
 
 impl Reporter for Silent {
     fn note(&mut self, _: &str) {}

@@ -1,6 +1,7 @@
 //! The `sextant` command line: one module per subcommand.
 
 pub mod bench;
+pub mod bench_stopping;
 pub mod best;
 pub mod delete;
 pub mod describe;
@@ -9,6 +10,7 @@ pub mod get;
 pub mod metrics;
 pub mod output;
 pub mod run;
+pub mod serve;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +56,8 @@ pub enum Command {
     /// Remove an experiment with its trials, metrics and logs.
     #[command(subcommand)]
     Delete(delete::DeleteCommand),
+    /// Serve the HTTP API (today: the suggestion API).
+    Serve(serve::ServeArgs),
     /// Measure Sextant itself.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -70,7 +74,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Metrics(args) => metrics::run(args, &data_dir),
         Command::Best(args) => best::run(args, &data_dir),
         Command::Delete(command) => delete::run(command, &data_dir),
-        Command::Bench(command) => bench::run(command).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Bench(command) => bench::run(command, &data_dir).await,
     }
 }
 

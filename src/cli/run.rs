@@ -402,7 +402,7 @@ impl Reporter for ConsoleReporter {
             .join(" ");
         let symbol = match trial.state {
             TrialState::Succeeded => "✓",
-            TrialState::Killed => "■",
+            TrialState::Killed | TrialState::EarlyStopped => "■",
             _ => "✗",
         };
         let detail = match trial.state {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use sextant_algorithms::early_stopping::{Decision as StopDecision, StoppingRule};
 use sextant_algorithms::{CompletedTrial, Point, SuggestRequest};
 use sextant_suggestion::ConfiguredEngine;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -18,7 +19,7 @@ use super::metrics;
 use super::policy::{self, Completion, Decision, TrialCounts};
 use crate::runtime::{ExitOutcome, RuntimeEvent, TrialRuntime};
 use crate::spec::template::{TrialIdentity, render_trial_spec};
-use crate::spec::{CheckedExperiment, ParameterAssignment};
+use crate::spec::{CheckedExperiment, Direction, ParameterAssignment};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError, TrialRecord, TrialState};
 
 /// How often progress is reported while nothing else happens.
@@ -38,6 +39,8 @@ pub mod trial_reason {
     pub const KILLED: &str = "TrialKilled";
     /// Metrics unavailable.
     pub const METRICS_UNAVAILABLE: &str = "TrialMetricsUnavailable";
+    /// Stopped by an early-stopping rule.
+    pub const EARLY_STOPPED: &str = "TrialEarlyStopped";
 }
 
 /// Where the run stands, for progress output.
@@ -112,7 +115,10 @@ pub struct Driver<'s, R: TrialRuntime> {
     trials: Vec<TrialRecord>,
     by_name: HashMap<String, usize>,
     exhausted: bool,
-    stopping: HashMap<String, String>,
+    /// Trials asked to stop, and what they become when they exit.
+    stopping: HashMap<String, StopRequest>,
+    /// Each trial's objective as a loss curve `(step, loss)`, for early-stopping rules.
+    curves: HashMap<String, Vec<(i64, f64)>>,
     started_at: Instant,
 }
 
@@ -151,6 +157,16 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         record.completed = None;
         store.put_experiment(&record)?;
         store.flush()?;
+        let direction = checked.objective.direction;
+        let mut curves = HashMap::new();
+        for trial in &trials {
+            let points = store.observations(trial.uid, Some(&checked.objective.metric))?;
+            let curve = points
+                .iter()
+                .map(|p| (p.step, policy::as_loss(direction, p.value)))
+                .collect();
+            curves.insert(trial.name.clone(), curve);
+        }
         let by_name = trials
             .iter()
             .enumerate()
@@ -168,6 +184,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             by_name,
             exhausted: false,
             stopping: HashMap::new(),
+            curves,
             started_at: Instant::now(),
         })
     }
@@ -197,14 +214,18 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 }
                 Decision::Continue { new_trials } if new_trials > 0 && !self.exhausted => {
                     match self.create_trials(new_trials, reporter) {
-                        Ok(0) if !self.exhausted => {
+                        // Nothing created: the engine waits for running trials (or is exhausted,
+                        // which the next decision handles). Nothing running means it never will.
+                        Ok(0) if !self.exhausted && TrialCounts::of(&self.trials).active() == 0 => {
                             return Err(DriverError::Engine {
                                 engine: self.engine.engine.name().into(),
                                 message: format!(
-                                    "returned no point for {new_trials} requested without saying it is exhausted"
+                                    "returned no point for {new_trials} requested, with no trial running, without saying it is exhausted"
                                 ),
                             });
                         }
+                        Ok(0) if self.exhausted => continue,
+                        Ok(0) => {}
                         Ok(_) => continue,
                         Err(error) => {
                             // Leave nothing running behind: trials already started are stopped.
@@ -445,6 +466,18 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 };
                 self.store.put_observations(self.trials[i].uid, &points)?;
                 metrics::merge(&mut self.trials[i].metrics, &points);
+                let direction = self.checked.objective.direction;
+                let curve = self.curves.entry(trial).or_default();
+                for point in points
+                    .iter()
+                    .filter(|p| p.metric_name == self.checked.objective.metric)
+                {
+                    let loss = policy::as_loss(direction, point.value);
+                    // Points arrive in step order almost always; keep the curve sorted regardless.
+                    let at = curve.partition_point(|&(step, _)| step <= point.step);
+                    curve.insert(at, (point.step, loss));
+                }
+                self.apply_early_stopping(i);
             }
             RuntimeEvent::Exited { trial, outcome } => {
                 let Some(&i) = self.by_name.get(&trial) else {
@@ -465,7 +498,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     record.exit_code = Some(code);
                 }
                 let (state, reason, message) = match (stop_reason, outcome) {
-                    (Some(why), _) => (TrialState::Killed, trial_reason::KILLED, why),
+                    (Some(stop), _) => (stop.state, stop.reason, stop.message),
                     (None, ExitOutcome::Code(0)) if objective.is_some() => (
                         TrialState::Succeeded,
                         trial_reason::SUCCEEDED,
@@ -510,6 +543,60 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         Ok(None)
     }
 
+    /// Asks the experiment's early-stopping rule about trial `i` after it reported; stops it when
+    /// the rule says so. Called where observations arrive, so a decision is taken at the point
+    /// that decides it.
+    fn apply_early_stopping(&mut self, i: usize) {
+        let Some(rule) = self.checked.early_stopping.as_ref() else {
+            return;
+        };
+        let trial = &self.trials[i];
+        if trial.state != TrialState::Running || self.stopping.contains_key(&trial.name) {
+            return;
+        }
+        let Some(curve) = self.curves.get(&trial.name) else {
+            return;
+        };
+        let others: Vec<&[(i64, f64)]> = self
+            .curves
+            .iter()
+            .filter(|(name, curve)| *name != &trial.name && !curve.is_empty())
+            .map(|(_, curve)| curve.as_slice())
+            .collect();
+        if let StopDecision::Stop {
+            rule: rule_name,
+            step,
+            threshold,
+            value,
+            reason,
+        } = rule.decide(curve, &others)
+        {
+            let name = trial.name.clone();
+            // Rules work on losses (lower is better); say it in the objective's own terms.
+            let objective = &self.checked.objective;
+            let reason = match objective.direction {
+                Direction::Minimize => reason,
+                Direction::Maximize => format!(
+                    "{rule_name}: best {metric} {best} by step {step} is below {cutoff}, the value it had to reach \
+                     among the {others} other trials compared at that step",
+                    metric = objective.metric,
+                    best = format_args!("{:.4}", -value),
+                    cutoff = format_args!("{:.4}", -threshold),
+                    others = others.len(),
+                ),
+            };
+            self.stopping.insert(
+                name.clone(),
+                StopRequest {
+                    state: TrialState::EarlyStopped,
+                    reason: trial_reason::EARLY_STOPPED,
+                    message: reason,
+                },
+            );
+            self.runtime.stop(&name);
+        }
+    }
+
     async fn stop_all(
         &mut self,
         reason: &str,
@@ -526,7 +613,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         }
         let mut waiting: HashSet<String> = HashSet::new();
         for name in active {
-            self.stopping.insert(name.clone(), reason.to_string());
+            // A trial an early-stopping rule already stopped stays EarlyStopped.
+            self.stopping
+                .entry(name.clone())
+                .or_insert_with(|| StopRequest {
+                    state: TrialState::Killed,
+                    reason: trial_reason::KILLED,
+                    message: reason.to_string(),
+                });
             self.runtime.stop(&name);
             waiting.insert(name);
         }
@@ -558,6 +652,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         self.store.flush()?;
         Ok(())
     }
+}
+
+/// Why the driver stopped a trial, applied when its process has exited.
+#[derive(Debug, Clone)]
+struct StopRequest {
+    state: TrialState,
+    reason: &'static str,
+    message: String,
 }
 
 /// Trial names are the experiment's name and a 1-based sequence number: unique, stable across

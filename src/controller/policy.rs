@@ -124,7 +124,7 @@ impl Completion {
                 "Experiment has succeeded because max trial count has reached"
             }
             Completion::SearchExhausted => {
-                "Experiment has succeeded: search space exhausted (every point has been tried)"
+                "Experiment has succeeded: search space exhausted (the engine has nothing left to suggest)"
             }
         }
     }
@@ -281,6 +281,7 @@ mod tests {
             max_failed_trial_count: max_failed,
             collector: Collector::StdOut { filters: vec![] },
             template: Default::default(),
+            early_stopping: None,
         }
     }
 

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
+use sextant_suggestion::seed_from_name;
+
 use super::policy::reason;
 use crate::spec::CheckedExperiment;
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError};
@@ -129,16 +131,6 @@ pub fn prepare(
     Ok(Prepared::Run(record))
 }
 
-/// A stable seed from the experiment's name (FNV-1a), so an experiment without `random_state`
-/// still suggests the same points when it is resumed.
-pub fn seed_from_name(name: &str) -> u64 {
-    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    name.bytes().fold(FNV_OFFSET, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
-    })
-}
-
 fn first_difference(old: &serde_json::Value, new: &serde_json::Value) -> Option<String> {
     let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
         return (old != new).then(|| "spec".to_string());
@@ -155,12 +147,6 @@ fn first_difference(old: &serde_json::Value, new: &serde_json::Value) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seed_is_stable_and_depends_on_the_name() {
-        assert_eq!(seed_from_name("digits"), seed_from_name("digits"));
-        assert_ne!(seed_from_name("digits"), seed_from_name("digits2"));
-    }
 
     #[test]
     fn budget_fields_may_change_other_fields_may_not() {

@@ -129,6 +129,8 @@ pub struct CheckedExperiment {
     /// The trial template (defaulted: success/failure conditions and primary pod labels by kind;
     /// `primaryContainerName` is required, as in Katib, and names a container of `trialSpec`).
     pub template: TrialTemplate,
+    /// The early-stopping rule, if any.
+    pub early_stopping: Option<sextant_algorithms::early_stopping::Rule>,
 }
 
 /// Parses, defaults and validates an Experiment document.

@@ -8,7 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+pub use sextant_suggestion::katib::{
+    AlgorithmSetting, AlgorithmSpec, FeasibleSpace, MetricStrategy, ObjectiveSpec,
+    ParameterAssignment, ParameterSpec, parameter_type,
+};
 
 /// The API version Sextant reads.
 pub const API_VERSION: &str = "kubeflow.org/v1beta1";
@@ -88,115 +93,6 @@ pub struct ExperimentSpec {
     /// What happens to the suggestion service when the experiment ends (`Never` by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_policy: Option<String>,
-}
-
-/// One search-space parameter.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ParameterSpec {
-    /// The parameter's name.
-    #[serde(default)]
-    pub name: String,
-    /// `double`, `int`, `discrete` or `categorical`.
-    #[serde(default)]
-    pub parameter_type: String,
-    /// Its values.
-    #[serde(default)]
-    pub feasible_space: FeasibleSpace,
-}
-
-/// `feasibleSpace` of a parameter; numbers as strings, like Katib.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FeasibleSpace {
-    /// Upper bound.
-    #[serde(
-        default,
-        deserialize_with = "string_or_number_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max: Option<String>,
-    /// Lower bound.
-    #[serde(
-        default,
-        deserialize_with = "string_or_number_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub min: Option<String>,
-    /// Values of a discrete or categorical parameter.
-    #[serde(
-        default,
-        deserialize_with = "string_or_number_list",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub list: Vec<String>,
-    /// Quantisation step.
-    #[serde(
-        default,
-        deserialize_with = "string_or_number_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub step: Option<String>,
-    /// `uniform` (default), `logUniform`, `normal`, `logNormal`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distribution: Option<String>,
-}
-
-/// `objective`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ObjectiveSpec {
-    /// `minimize` or `maximize`.
-    #[serde(default, rename = "type")]
-    pub objective_type: String,
-    /// Stop the experiment once the objective reaches this value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal: Option<f64>,
-    /// The metric optimised.
-    #[serde(default)]
-    pub objective_metric_name: String,
-    /// Other metrics collected and shown.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub additional_metric_names: Vec<String>,
-    /// How each metric's series is reduced to one value (`min`, `max`, `latest`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub metric_strategies: Vec<MetricStrategy>,
-}
-
-/// One metric's reduction strategy.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MetricStrategy {
-    /// The metric.
-    #[serde(default)]
-    pub name: String,
-    /// `min`, `max` or `latest`.
-    #[serde(default)]
-    pub value: String,
-}
-
-/// `algorithm`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AlgorithmSpec {
-    /// Katib algorithm name (`random`, `grid`, `sobol`, ...).
-    #[serde(default)]
-    pub algorithm_name: String,
-    /// Engine settings as name/value strings.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub algorithm_settings: Vec<AlgorithmSetting>,
-}
-
-/// One algorithm or early-stopping setting.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AlgorithmSetting {
-    /// Setting name.
-    #[serde(default)]
-    pub name: String,
-    /// Setting value, a string like everything in Katib settings.
-    #[serde(default, deserialize_with = "string_or_number")]
-    pub value: String,
 }
 
 /// `earlyStopping`.
@@ -371,58 +267,4 @@ pub struct Operation {
     /// Its parameters.
     #[serde(default)]
     pub parameters: Vec<ParameterSpec>,
-}
-
-/// A parameter's value in a trial (`parameterAssignments`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParameterAssignment {
-    /// Parameter name.
-    pub name: String,
-    /// Value in Katib's string form.
-    pub value: String,
-}
-
-/// Katib's parameter types.
-pub mod parameter_type {
-    /// A real number.
-    pub const DOUBLE: &str = "double";
-    /// An integer.
-    pub const INT: &str = "int";
-    /// A number from a list.
-    pub const DISCRETE: &str = "discrete";
-    /// A string from a list.
-    pub const CATEGORICAL: &str = "categorical";
-}
-
-/// Katib accepts numbers as strings; people also write them bare in YAML. Take both.
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    scalar_to_string(value).map_err(serde::de::Error::custom)
-}
-
-fn string_or_number_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let value = Option::<serde_json::Value>::deserialize(d)?;
-    value
-        .map(scalar_to_string)
-        .transpose()
-        .map_err(serde::de::Error::custom)
-}
-
-fn string_or_number_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let values = Option::<Vec<serde_json::Value>>::deserialize(d)?.unwrap_or_default();
-    values
-        .into_iter()
-        .map(scalar_to_string)
-        .collect::<Result<_, _>>()
-        .map_err(serde::de::Error::custom)
-}
-
-fn scalar_to_string(value: serde_json::Value) -> Result<String, String> {
-    match value {
-        serde_json::Value::String(s) => Ok(s),
-        serde_json::Value::Number(n) => Ok(n.to_string()),
-        serde_json::Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!("expected a string or a number, found {other}")),
-    }
 }

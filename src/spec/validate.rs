@@ -21,18 +21,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use sextant_algorithms::{Distribution, Domain, Parameter, SearchSpace, SpaceError};
-use sextant_suggestion::{AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError};
+use sextant_algorithms::early_stopping::Rule;
+use sextant_algorithms::{Parameter, SearchSpace};
+use sextant_suggestion::SettingError;
+use sextant_suggestion::checks::{Problems, set, widen_hyperband_resource};
+use sextant_suggestion::early_stopping::{AVAILABLE_RULES, configure_early_stopping};
 
 use super::defaults::{DEFAULT_PARALLEL_TRIAL_COUNT, FILE_KIND};
 use super::template::{
     ACCEPTED_META_REFERENCES, MetaReference, PLACEHOLDER_PREFIX, TRIAL_SPEC_PATH, TrialIdentity,
     container_names, list_or_none, placeholders_used, primary_container,
 };
-use super::types::{Experiment, ExperimentSpec, ParameterSpec, parameter_type};
+use super::types::{Experiment, ExperimentSpec};
 use super::{
-    Algorithm, CheckedExperiment, Collector, Direction, FieldError, FileFormat, MetricStrategyKind,
-    Objective, SpecError,
+    Algorithm, CheckedExperiment, Collector, Direction, FileFormat, MetricStrategyKind, Objective,
+    SpecError,
 };
 
 /// Longest accepted `metadata.name`: Katib names the suggestion Deployment after the experiment and
@@ -55,13 +58,7 @@ pub const COLLECTOR_KINDS_NOT_YET_BUILT: &[&str] =
 /// Metric file formats (Katib `TextFormat`, `JsonFormat`, common_types.go).
 pub const FILE_FORMATS: &[&str] = &["TEXT", "JSON"];
 
-/// Katib's only early-stopping algorithm (katib-config `earlyStopping`).
-pub const KATIB_EARLY_STOPPING_ALGORITHMS: &[&str] = &["medianstop"];
-
-// Accepted values as shown in messages: Katib's `ParameterType`, `Distribution` (experiment_types.go)
-// and `MetricStrategyType` (common_types.go).
-const PARAMETER_TYPES: &str = "double, int, discrete, categorical";
-const DISTRIBUTIONS: &str = "uniform, logUniform, normal, logNormal";
+// Accepted metric strategies as shown in messages: Katib's `MetricStrategyType` (common_types.go).
 const METRIC_STRATEGIES: &str = "min, max, latest";
 
 /// Checks a defaulted experiment and produces its typed form.
@@ -73,17 +70,41 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
     let counts = check_counts(spec, &mut problems);
     check_resume_policy(spec, &mut problems);
     let objective = check_objective(spec, &mut problems);
-    let algorithm = check_algorithm(spec, &mut problems);
-    check_early_stopping(spec, &mut problems);
+    let algorithm = sextant_suggestion::checks::check_algorithm(
+        spec.algorithm.as_ref(),
+        "spec.algorithm",
+        &mut problems,
+    )
+    .map(|checked| {
+        let seed = checked.engine.seed;
+        (
+            Algorithm {
+                name: checked.name,
+                settings: checked.settings,
+                seed,
+            },
+            checked.engine,
+        )
+    });
+    let early_stopping = check_early_stopping(spec, &mut problems);
     let parameters = check_parameters(spec, &mut problems);
     let collector = check_collector(spec, &mut problems);
     check_trial_template(spec, &mut problems);
 
-    let space = parameters.and_then(|parameters| match SearchSpace::new(parameters) {
-        Ok(space) => Some(space),
-        Err(error) => {
-            problems.push(space_error(error, &spec.parameters));
-            None
+    let space = parameters.and_then(|mut parameters| {
+        if let Some((algorithm, _)) = &algorithm {
+            widen_hyperband_resource(&algorithm.name, &algorithm.settings, &mut parameters);
+        }
+        match SearchSpace::new(parameters) {
+            Ok(space) => Some(space),
+            Err(error) => {
+                problems.push(sextant_suggestion::checks::space_error(
+                    error,
+                    &spec.parameters,
+                    "spec.parameters",
+                ));
+                None
+            }
         }
     });
     if let (Some(space), Some((algorithm, engine))) = (&space, &algorithm)
@@ -101,7 +122,7 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
 
     match (counts, objective, algorithm, space, collector) {
         (Some(counts), Some(objective), Some((algorithm, _)), Some(space), Some(collector))
-            if problems.0.is_empty() =>
+            if problems.0.is_empty() && early_stopping.is_ok() =>
         {
             let template = experiment.spec.trial_template.clone().unwrap_or_default();
             Ok(CheckedExperiment {
@@ -114,6 +135,7 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
                 max_failed_trial_count: counts.max_failed,
                 collector,
                 template,
+                early_stopping: early_stopping.unwrap_or_default(),
                 experiment,
             })
         }
@@ -124,29 +146,6 @@ pub fn validate(experiment: Experiment) -> Result<CheckedExperiment, SpecError> 
             }
             Err(SpecError::Invalid(problems.0))
         }
-    }
-}
-
-/// The problems found so far.
-#[derive(Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn add(
-        &mut self,
-        path: impl Into<String>,
-        value: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.0.push(FieldError::new(path, value, message));
-    }
-
-    fn push(&mut self, error: FieldError) {
-        self.0.push(error);
-    }
-
-    fn count(&self) -> usize {
-        self.0.len()
     }
 }
 
@@ -377,97 +376,51 @@ fn check_objective(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Obj
     })
 }
 
-fn check_algorithm(
+/// `spec.earlyStopping`: `Ok(None)` when absent, the rule when valid, `Err(())` when refused
+/// (the problems say why).
+fn check_early_stopping(
     spec: &ExperimentSpec,
     problems: &mut Problems,
-) -> Option<(Algorithm, ConfiguredEngine)> {
-    let available = AVAILABLE_ALGORITHMS.join(", ");
-    let Some(algorithm) = spec.algorithm.as_ref() else {
-        problems.add(
-            "spec.algorithm",
-            "",
-            format!("required: algorithmName, one of {available}"),
-        );
-        return None;
+) -> Result<Option<Rule>, ()> {
+    let Some(early_stopping) = spec.early_stopping.as_ref() else {
+        return Ok(None);
     };
-    let before = problems.count();
-    let name = algorithm.algorithm_name.as_str();
+    let name = early_stopping.algorithm_name.as_str();
     if name.is_empty() {
         problems.add(
-            "spec.algorithm.algorithmName",
+            "spec.earlyStopping.algorithmName",
             "",
-            format!("required; accepted: {available}"),
+            format!("required; accepted: {}", AVAILABLE_RULES.join(", ")),
         );
+        return Err(());
     }
-    let mut seen = BTreeMap::new();
-    for (k, setting) in algorithm.algorithm_settings.iter().enumerate() {
-        let path = format!("spec.algorithm.algorithmSettings[{k}].name");
-        if setting.name.is_empty() {
-            problems.add(path, "", "required: the setting's name");
-        } else if let Some(first) = seen.insert(setting.name.as_str(), k) {
-            problems.add(
-                path,
-                &setting.name,
-                format!("already set by algorithmSettings[{first}]; set each setting once"),
-            );
-        }
-    }
-    if name.is_empty() {
-        return None;
-    }
-    let settings: Vec<(String, String)> = algorithm
+    let settings: Vec<(String, String)> = early_stopping
         .algorithm_settings
         .iter()
         .map(|s| (s.name.clone(), s.value.clone()))
         .collect();
-    match sextant_suggestion::configure(name, &settings) {
-        Ok(engine) if problems.count() == before => {
-            let seed = engine.seed;
-            Some((
-                Algorithm {
-                    name: name.to_string(),
-                    settings,
-                    seed,
-                },
-                engine,
-            ))
-        }
-        Ok(_) => None,
-        Err(error) => {
+    configure_early_stopping(name, &settings)
+        .map(Some)
+        .map_err(|error| {
             let index = error
                 .setting_name()
                 .and_then(|s| settings.iter().position(|(n, _)| n == s));
             match (index, &error) {
                 (Some(k), SettingError::BadValue { value, .. }) => problems.add(
-                    format!("spec.algorithm.algorithmSettings[{k}].value"),
+                    format!("spec.earlyStopping.algorithmSettings[{k}].value"),
                     value,
                     error.to_string(),
                 ),
                 (Some(k), _) => problems.add(
-                    format!("spec.algorithm.algorithmSettings[{k}].name"),
+                    format!("spec.earlyStopping.algorithmSettings[{k}].name"),
                     &settings[k].0,
                     error.to_string(),
                 ),
-                (None, _) => problems.add("spec.algorithm.algorithmName", name, error.to_string()),
+                (None, _) => {
+                    problems.add("spec.earlyStopping.algorithmName", name, error.to_string())
+                }
             }
-            None
-        }
-    }
-}
-
-fn check_early_stopping(spec: &ExperimentSpec, problems: &mut Problems) {
-    let Some(early_stopping) = spec.early_stopping.as_ref() else {
-        return;
-    };
-    let katib = KATIB_EARLY_STOPPING_ALGORITHMS.join(", ");
-    problems.add(
-        "spec.earlyStopping.algorithmName",
-        &early_stopping.algorithm_name,
-        format!(
-            "early stopping is not built yet in Sextant (Katib's early-stopping algorithms: {katib}); \
-             accepted now: no spec.earlyStopping, so every trial runs to the end"
-        ),
-    );
+        })
 }
 
 fn check_parameters(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Vec<Parameter>> {
@@ -489,351 +442,7 @@ fn check_parameters(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Ve
         }
         return None;
     }
-    let before = problems.count();
-    let mut names = BTreeMap::new();
-    let mut parameters = Vec::new();
-    for (i, parameter) in spec.parameters.iter().enumerate() {
-        let base = format!("spec.parameters[{i}]");
-        if parameter.name.is_empty() {
-            problems.add(
-                format!("{base}.name"),
-                "",
-                "required: the name trialParameters refer to",
-            );
-        } else if let Some(first) = names.insert(parameter.name.as_str(), i) {
-            problems.add(
-                format!("{base}.name"),
-                &parameter.name,
-                format!("already the name of spec.parameters[{first}]; names must be unique"),
-            );
-        }
-        if let Some(domain) = check_domain(parameter, &base, problems) {
-            parameters.push(Parameter {
-                name: parameter.name.clone(),
-                domain,
-            });
-        }
-    }
-    (problems.count() == before).then_some(parameters)
-}
-
-fn check_domain(parameter: &ParameterSpec, base: &str, problems: &mut Problems) -> Option<Domain> {
-    let space = &parameter.feasible_space;
-    let space_path = format!("{base}.feasibleSpace");
-    let distribution = match set(&space.distribution).unwrap_or("uniform") {
-        "uniform" => Some(Distribution::Uniform),
-        "logUniform" => Some(Distribution::LogUniform),
-        "normal" => Some(Distribution::Normal),
-        "logNormal" => Some(Distribution::LogNormal),
-        other => {
-            problems.add(
-                format!("{space_path}.distribution"),
-                other,
-                format!("accepted: {DISTRIBUTIONS}"),
-            );
-            None
-        }
-    };
-    let kind = parameter.parameter_type.as_str();
-    match kind {
-        parameter_type::DOUBLE | parameter_type::INT => {
-            if !space.list.is_empty() {
-                problems.add(
-                    format!("{space_path}.list"),
-                    space.list.join(", "),
-                    format!(
-                        "list is for discrete and categorical parameters; a {kind} parameter \
-                         takes min and max (and optionally step)"
-                    ),
-                );
-            }
-            if kind == parameter_type::DOUBLE {
-                double_domain(space, &space_path, distribution, problems)
-            } else {
-                int_domain(space, &space_path, distribution, problems)
-            }
-        }
-        parameter_type::DISCRETE | parameter_type::CATEGORICAL => {
-            for (field, value) in [
-                ("min", &space.min),
-                ("max", &space.max),
-                ("step", &space.step),
-            ] {
-                if let Some(value) = set(value) {
-                    problems.add(
-                        format!("{space_path}.{field}"),
-                        value,
-                        format!(
-                            "{field} is for int and double parameters; a {kind} parameter takes \
-                             only list"
-                        ),
-                    );
-                }
-            }
-            if distribution.is_some_and(|d| d != Distribution::Uniform) {
-                problems.add(
-                    format!("{space_path}.distribution"),
-                    set(&space.distribution).unwrap_or_default(),
-                    format!(
-                        "a distribution applies to int and double parameters only; a {kind} \
-                         parameter accepts uniform (or no distribution)"
-                    ),
-                );
-            }
-            if space.list.is_empty() {
-                let example = if kind == parameter_type::DISCRETE {
-                    "numbers, e.g. [\"16\", \"32\", \"64\"]"
-                } else {
-                    "strings, e.g. [\"sgd\", \"adam\"]"
-                };
-                problems.add(
-                    format!("{space_path}.list"),
-                    "",
-                    format!(
-                        "required for a {kind} parameter: the values to choose from, {example}"
-                    ),
-                );
-                return None;
-            }
-            if kind == parameter_type::DISCRETE {
-                discrete_domain(&space.list, &space_path, problems)
-            } else {
-                categorical_domain(&space.list, &space_path, problems)
-            }
-        }
-        other => {
-            problems.add(
-                format!("{base}.parameterType"),
-                other,
-                format!("accepted: {PARAMETER_TYPES}"),
-            );
-            None
-        }
-    }
-}
-
-fn double_domain(
-    space: &super::types::FeasibleSpace,
-    path: &str,
-    distribution: Option<Distribution>,
-    problems: &mut Problems,
-) -> Option<Domain> {
-    let parse = |field: &str, value: &Option<String>, problems: &mut Problems| {
-        let text = set(value)?;
-        match text.trim().parse::<f64>() {
-            Ok(x) if x.is_finite() => Some(x),
-            _ => {
-                problems.add(
-                    format!("{path}.{field}"),
-                    text,
-                    "expected a finite number, e.g. \"0.01\" or \"1e-3\"",
-                );
-                None
-            }
-        }
-    };
-    let min = required_bound("min", &space.min, path, "double", problems)
-        .then(|| parse("min", &space.min, problems))
-        .flatten();
-    let max = required_bound("max", &space.max, path, "double", problems)
-        .then(|| parse("max", &space.max, problems))
-        .flatten();
-    let step = parse("step", &space.step, problems);
-    if let Some(step) = step.filter(|s| *s <= 0.0) {
-        problems.add(
-            format!("{path}.step"),
-            set(&space.step).unwrap_or_default(),
-            format!("{step} is not positive; expected a step greater than 0"),
-        );
-    }
-    let (min, max) = ordered_bounds(min, max, space, path, problems)?;
-    check_log_bound(min, distribution?, space, path, problems)?;
-    if step.is_some_and(|s| s <= 0.0) {
-        return None;
-    }
-    Some(Domain::Double {
-        min,
-        max,
-        step,
-        distribution: distribution?,
-    })
-}
-
-fn int_domain(
-    space: &super::types::FeasibleSpace,
-    path: &str,
-    distribution: Option<Distribution>,
-    problems: &mut Problems,
-) -> Option<Domain> {
-    let parse = |field: &str, value: &Option<String>, problems: &mut Problems| {
-        let text = set(value)?;
-        match text.trim().parse::<i64>() {
-            Ok(x) => Some(x),
-            Err(_) => {
-                problems.add(
-                    format!("{path}.{field}"),
-                    text,
-                    "expected an integer, e.g. \"3\" (use parameterType double for fractions)",
-                );
-                None
-            }
-        }
-    };
-    let min = required_bound("min", &space.min, path, "int", problems)
-        .then(|| parse("min", &space.min, problems))
-        .flatten();
-    let max = required_bound("max", &space.max, path, "int", problems)
-        .then(|| parse("max", &space.max, problems))
-        .flatten();
-    let step = parse("step", &space.step, problems);
-    if let Some(step) = step.filter(|s| *s <= 0) {
-        problems.add(
-            format!("{path}.step"),
-            step.to_string(),
-            "expected a step of 1 or more",
-        );
-    }
-    let (min, max) = ordered_bounds(min, max, space, path, problems)?;
-    // Compared as f64: the log check only cares about the sign.
-    check_log_bound(min as f64, distribution?, space, path, problems)?;
-    if step.is_some_and(|s| s <= 0) {
-        return None;
-    }
-    Some(Domain::Int {
-        min,
-        max,
-        step,
-        distribution: distribution?,
-    })
-}
-
-/// Records a missing bound; true when the bound is present.
-fn required_bound(
-    field: &str,
-    value: &Option<String>,
-    path: &str,
-    kind: &str,
-    problems: &mut Problems,
-) -> bool {
-    if set(value).is_some() {
-        return true;
-    }
-    let meaning = if field == "min" { "lower" } else { "upper" };
-    problems.add(
-        format!("{path}.{field}"),
-        "",
-        format!("required for a {kind} parameter: the {meaning} bound, inclusive"),
-    );
-    false
-}
-
-fn ordered_bounds<T: PartialOrd + std::fmt::Display + Copy>(
-    min: Option<T>,
-    max: Option<T>,
-    space: &super::types::FeasibleSpace,
-    path: &str,
-    problems: &mut Problems,
-) -> Option<(T, T)> {
-    let (min, max) = (min?, max?);
-    if min > max {
-        problems.add(
-            format!("{path}.max"),
-            set(&space.max).unwrap_or_default(),
-            format!("must be greater than or equal to min ({min})"),
-        );
-        return None;
-    }
-    Some((min, max))
-}
-
-fn check_log_bound(
-    min: f64,
-    distribution: Distribution,
-    space: &super::types::FeasibleSpace,
-    path: &str,
-    problems: &mut Problems,
-) -> Option<()> {
-    if matches!(
-        distribution,
-        Distribution::LogUniform | Distribution::LogNormal
-    ) && min <= 0.0
-    {
-        let name = set(&space.distribution).unwrap_or_default();
-        problems.add(
-            format!("{path}.min"),
-            set(&space.min).unwrap_or_default(),
-            format!(
-                "{name} spreads values over ln(min)..ln(max), so min must be greater than 0; \
-                 accepted: a positive min, or distribution uniform or normal"
-            ),
-        );
-        return None;
-    }
-    Some(())
-}
-
-fn discrete_domain(list: &[String], path: &str, problems: &mut Problems) -> Option<Domain> {
-    let before = problems.count();
-    let mut values: Vec<f64> = Vec::new();
-    for (k, label) in list.iter().enumerate() {
-        let item = format!("{path}.list[{k}]");
-        match label.trim().parse::<f64>() {
-            Ok(x) if x.is_finite() => {
-                if let Some(first) = values.iter().position(|v| *v == x) {
-                    problems.add(
-                        item,
-                        label,
-                        format!("same value as list[{first}]; list each value once"),
-                    );
-                }
-                values.push(x);
-            }
-            _ => problems.add(
-                item,
-                label,
-                "expected a number: a discrete parameter's list holds numbers (use parameterType \
-                 categorical for strings)",
-            ),
-        }
-    }
-    (problems.count() == before).then(|| Domain::Discrete {
-        values,
-        labels: list.to_vec(),
-    })
-}
-
-fn categorical_domain(list: &[String], path: &str, problems: &mut Problems) -> Option<Domain> {
-    let before = problems.count();
-    for (k, choice) in list.iter().enumerate() {
-        if let Some(first) = list[..k].iter().position(|c| c == choice) {
-            problems.add(
-                format!("{path}.list[{k}]"),
-                choice,
-                format!("same choice as list[{first}]; list each choice once"),
-            );
-        }
-    }
-    (problems.count() == before).then(|| Domain::Categorical {
-        choices: list.to_vec(),
-    })
-}
-
-/// A search-space error for a parameter the checks above let through (a step wider than the range,
-/// bounds too large to sample), placed on that parameter's feasible space.
-fn space_error(error: SpaceError, parameters: &[ParameterSpec]) -> FieldError {
-    match &error {
-        SpaceError::BadParameter { name, message } => {
-            match parameters.iter().position(|p| &p.name == name) {
-                Some(i) => {
-                    FieldError::new(format!("spec.parameters[{i}].feasibleSpace"), name, message)
-                }
-                None => FieldError::new("spec.parameters", name, message),
-            }
-        }
-        SpaceError::BadAssignment { .. } => {
-            FieldError::new("spec.parameters", "", error.to_string())
-        }
-    }
+    sextant_suggestion::checks::check_parameters(&spec.parameters, "spec.parameters", problems)
 }
 
 fn check_collector(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Collector> {
@@ -1277,11 +886,6 @@ fn check_trial_parameters(
             );
         }
     }
-}
-
-/// A string field that is present and not empty (Go's zero value counts as unset).
-fn set(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

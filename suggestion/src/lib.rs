@@ -5,6 +5,14 @@
 //! API (a later issue) is mounted on the same registry.
 #![warn(missing_docs)]
 
+pub mod api;
+pub mod checks;
+pub mod early_stopping;
+pub mod field_error;
+pub mod katib;
 pub mod registry;
 
-pub use registry::{AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError, configure};
+pub use field_error::FieldError;
+pub use registry::{
+    AVAILABLE_ALGORITHMS, ConfiguredEngine, SettingError, configure, seed_from_name,
+};

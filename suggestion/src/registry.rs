@@ -1,25 +1,25 @@
 //! From a Katib algorithm name and its settings to a configured engine.
 
 use sextant_algorithms::Engine;
+use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptEngine, BayesOptSettings};
 use sextant_algorithms::grid::GridEngine;
+use sextant_algorithms::hyperband::{DEFAULT_ETA, HyperbandEngine, HyperbandSettings};
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
 
 /// Algorithms Sextant serves today, in the order shown to users.
-pub const AVAILABLE_ALGORITHMS: &[&str] = &["random", "grid", "sobol"];
+pub const AVAILABLE_ALGORITHMS: &[&str] = &[
+    "random",
+    "grid",
+    "sobol",
+    "bayesianoptimization",
+    "hyperband",
+];
 
 /// Katib algorithm names that Sextant does not serve yet. A spec naming one is refused with a
 /// message that says so, rather than falling back to another engine.
-const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] = &[
-    "bayesianoptimization",
-    "tpe",
-    "multivariate-tpe",
-    "cmaes",
-    "hyperband",
-    "enas",
-    "darts",
-    "pbt",
-];
+const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] =
+    &["tpe", "multivariate-tpe", "cmaes", "enas", "darts", "pbt"];
 
 /// An engine ready to use, with the seed its settings asked for.
 pub struct ConfiguredEngine {
@@ -119,6 +119,26 @@ pub fn configure(
             };
             Ok(ConfiguredEngine { engine, seed })
         }
+        "bayesianoptimization" => {
+            let (settings, seed) = bayesopt_settings(settings)?;
+            Ok(ConfiguredEngine {
+                engine: Box::new(BayesOptEngine::new(settings)),
+                seed,
+            })
+        }
+        "hyperband" => {
+            let settings = hyperband_settings(settings)?;
+            let engine = HyperbandEngine::new(settings).map_err(|e| SettingError::BadValue {
+                algorithm: algorithm.to_string(),
+                name: e.setting.to_string(),
+                value: e.value.clone(),
+                message: format!("accepted: {}", e.accepted),
+            })?;
+            Ok(ConfiguredEngine {
+                engine: Box::new(engine),
+                seed: None,
+            })
+        }
         "grid" => {
             if let Some((name, _)) = settings.first() {
                 return Err(SettingError::UnknownSetting {
@@ -141,6 +161,175 @@ pub fn configure(
             name: other.to_string(),
         }),
     }
+}
+
+/// Katib's (scikit-optimize's) `bayesianoptimization` settings, with their meaning:
+/// `base_estimator` (only `GP`), `n_initial_points`, `acq_func`, `acq_optimizer`, `random_state`.
+pub fn bayesopt_settings(
+    settings: &[(String, String)],
+) -> Result<(BayesOptSettings, Option<u64>), SettingError> {
+    const ALGORITHM: &str = "bayesianoptimization";
+    let bad = |name: &str, value: &str, message: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    };
+    let mut parsed = BayesOptSettings::default();
+    let mut seed = None;
+    for (name, value) in settings {
+        let trimmed = value.trim();
+        match name.as_str() {
+            "base_estimator" => {
+                if trimmed != "GP" {
+                    return Err(bad(
+                        name,
+                        value,
+                        "only \"GP\" (a Gaussian process) is supported; scikit-optimize's RF, ET and \
+                         GBRT estimators are not",
+                    ));
+                }
+            }
+            "n_initial_points" => {
+                parsed.n_initial_points = trimmed
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_INITIAL_POINTS).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            value,
+                            &format!(
+                                "expected an integer from 1 to {MAX_INITIAL_POINTS} (default 10)"
+                            ),
+                        )
+                    })?;
+            }
+            "acq_func" => {
+                parsed.acquisition = match trimmed {
+                    "gp_hedge" => Acquisition::GpHedge,
+                    "EI" => Acquisition::Ei,
+                    "PI" => Acquisition::Pi,
+                    "LCB" => Acquisition::Lcb,
+                    "LogEI" => Acquisition::LogEi,
+                    _ => return Err(bad(name, value, "accepted: gp_hedge, EI, PI, LCB, LogEI")),
+                };
+            }
+            "acq_optimizer" => {
+                parsed.optimizer = match trimmed {
+                    "auto" => AcquisitionOptimizer::Auto,
+                    "sampling" => AcquisitionOptimizer::Sampling,
+                    "lbfgs" => AcquisitionOptimizer::Lbfgs,
+                    _ => return Err(bad(name, value, "accepted: auto, sampling, lbfgs")),
+                };
+            }
+            "random_state" => seed = Some(parse_seed(ALGORITHM, name, value)?),
+            _ => {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: ALGORITHM.to_string(),
+                    name: name.clone(),
+                    accepted:
+                        "base_estimator, n_initial_points, acq_func, acq_optimizer, random_state"
+                            .to_string(),
+                });
+            }
+        }
+    }
+    Ok((parsed, seed))
+}
+
+/// Katib's `hyperband` settings: `r_l` (required: the most resource one configuration gets),
+/// `eta` (default 3; Katib reads it as `int(float(eta))`), `resource_name` (required: the
+/// parameter that carries the resource, e.g. epochs).
+pub fn hyperband_settings(
+    settings: &[(String, String)],
+) -> Result<HyperbandSettings, SettingError> {
+    const ALGORITHM: &str = "hyperband";
+    let bad = |name: &str, value: &str, message: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    };
+    let mut r_l = None;
+    let mut eta = DEFAULT_ETA;
+    let mut resource = None;
+    for (name, value) in settings {
+        let trimmed = value.trim();
+        match name.as_str() {
+            "r_l" => {
+                r_l = Some(
+                    trimmed
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite() && *v >= 1.0)
+                        .ok_or_else(|| bad(name, value, "expected a number >= 1: the most resource (e.g. epochs) one configuration gets"))?,
+                );
+            }
+            "eta" => {
+                eta = trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 2.0 && *v <= f64::from(u32::MAX))
+                    .map(|v| v.trunc() as u32)
+                    .ok_or_else(|| bad(name, value, "expected an integer >= 2 (default 3)"))?;
+            }
+            "resource_name" => {
+                if trimmed.is_empty() {
+                    return Err(bad(
+                        name,
+                        value,
+                        "expected the name of the parameter that carries the resource, e.g. epochs",
+                    ));
+                }
+                resource = Some(trimmed.to_string());
+            }
+            _ => {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: ALGORITHM.to_string(),
+                    name: name.clone(),
+                    accepted: "r_l, eta, resource_name".to_string(),
+                });
+            }
+        }
+    }
+    let missing = |name: &str, what: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: String::new(),
+        message: format!("required: {what}"),
+    };
+    let r_l = r_l.ok_or_else(|| {
+        missing(
+            "r_l",
+            "the most resource (e.g. epochs) one configuration gets",
+        )
+    })?;
+    let resource = resource.ok_or_else(|| {
+        missing(
+            "resource_name",
+            "the parameter that carries the resource, e.g. epochs",
+        )
+    })?;
+    Ok(HyperbandSettings {
+        r_l,
+        eta,
+        resource_parameter: resource,
+    })
+}
+
+/// Upper bound on `n_initial_points`: beyond this the model would never be used in a realistic
+/// budget, which is almost certainly a typo.
+const MAX_INITIAL_POINTS: usize = 100_000;
+
+/// A stable seed from the experiment's name (FNV-1a), so an experiment without `random_state`
+/// still suggests the same points when it is resumed.
+pub fn seed_from_name(name: &str) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    name.bytes().fold(FNV_OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    })
 }
 
 fn parse_seed(algorithm: &str, name: &str, value: &str) -> Result<u64, SettingError> {
@@ -167,6 +356,12 @@ mod tests {
     }
 
     #[test]
+    fn seed_is_stable_and_depends_on_the_name() {
+        assert_eq!(seed_from_name("digits"), seed_from_name("digits"));
+        assert_ne!(seed_from_name("digits"), seed_from_name("digits2"));
+    }
+
+    #[test]
     fn random_takes_random_state() {
         let configured = configure("random", &settings(&[("random_state", "7")])).unwrap();
         assert_eq!(configured.engine.name(), "random");
@@ -189,9 +384,84 @@ mod tests {
     }
 
     #[test]
+    fn bayesopt_settings_take_katib_names_and_meanings() {
+        let (parsed, seed) = bayesopt_settings(&settings(&[
+            ("base_estimator", "GP"),
+            ("n_initial_points", "5"),
+            ("acq_func", "EI"),
+            ("acq_optimizer", "sampling"),
+            ("random_state", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(parsed.n_initial_points, 5);
+        assert_eq!(parsed.acquisition, Acquisition::Ei);
+        assert_eq!(parsed.optimizer, AcquisitionOptimizer::Sampling);
+        assert_eq!(seed, Some(3));
+        let (defaults, seed) = bayesopt_settings(&[]).unwrap();
+        assert_eq!(defaults, BayesOptSettings::default());
+        assert_eq!(seed, None);
+    }
+
+    #[test]
+    fn bayesopt_settings_refuse_what_is_not_supported_and_say_what_is() {
+        let err = bayesopt_settings(&settings(&[("base_estimator", "RF")])).unwrap_err();
+        assert!(err.to_string().contains("only \"GP\""), "{err}");
+        let err = bayesopt_settings(&settings(&[("acq_func", "EIps")])).unwrap_err();
+        assert!(
+            err.to_string().contains("gp_hedge, EI, PI, LCB, LogEI"),
+            "{err}"
+        );
+        let err = bayesopt_settings(&settings(&[("acq_optimizer", "adam")])).unwrap_err();
+        assert!(err.to_string().contains("auto, sampling, lbfgs"), "{err}");
+        let err = bayesopt_settings(&settings(&[("n_initial_points", "0")])).unwrap_err();
+        assert!(err.to_string().contains("from 1 to"), "{err}");
+        let err = bayesopt_settings(&settings(&[("kappa", "2")])).unwrap_err();
+        assert_eq!(err.setting_name(), Some("kappa"));
+    }
+
+    #[test]
+    fn hyperband_takes_katibs_settings() {
+        let parsed = hyperband_settings(&settings(&[
+            ("resource_name", "epochs"),
+            ("eta", "2.0"),
+            ("r_l", "9"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (parsed.r_l, parsed.eta, parsed.resource_parameter.as_str()),
+            (9.0, 2, "epochs")
+        );
+        let err = hyperband_settings(&settings(&[("resource_name", "epochs")])).unwrap_err();
+        assert_eq!(err.setting_name(), Some("r_l"));
+        assert!(err.to_string().contains("required"), "{err}");
+        let err = hyperband_settings(&settings(&[
+            ("r_l", "9"),
+            ("resource_name", "e"),
+            ("eta", "1"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("integer >= 2"), "{err}");
+        let err =
+            hyperband_settings(&settings(&[("r_l", "0.5"), ("resource_name", "e")])).unwrap_err();
+        assert!(err.to_string().contains(">= 1"), "{err}");
+        assert!(
+            configure(
+                "hyperband",
+                &settings(&[("r_l", "9"), ("resource_name", "epochs")])
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn katib_algorithms_not_built_yet_are_refused_by_name() {
-        let err = configure("tpe", &[]).unwrap_err();
-        assert_eq!(err, SettingError::NotYetBuilt { name: "tpe".into() });
+        let err = configure("cmaes", &[]).unwrap_err();
+        assert_eq!(
+            err,
+            SettingError::NotYetBuilt {
+                name: "cmaes".into()
+            }
+        );
         assert!(err.to_string().contains("does not provide yet"), "{err}");
     }
 

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::spec::FieldError;
 use crate::spec::defaults::apply_defaults;
 use crate::spec::parse::parse_experiment;
 use crate::spec::types::{
@@ -11,6 +12,7 @@ use crate::spec::types::{
     FileSystemPath, FilterSpec, MetricStrategy, MetricsCollectorSpec, NasConfig, SourceSpec,
     TrialParameterSpec, TrialTemplate,
 };
+use sextant_algorithms::{Distribution, Domain};
 
 const BASE: &str = r#"
 apiVersion: kubeflow.org/v1beta1
@@ -653,19 +655,49 @@ fn engine_refuses_a_space_it_cannot_search() {
 // Early stopping and NAS
 
 #[test]
-fn early_stopping_is_refused_as_not_built_yet() {
-    let err = refused(
-        |e| {
+fn early_stopping_rules_are_checked_by_name_and_settings() {
+    let rule = |name: &'static str, settings: Vec<AlgorithmSetting>| {
+        move |e: &mut Experiment| {
             e.spec.early_stopping = Some(EarlyStoppingSpec {
-                algorithm_name: "medianstop".into(),
-                algorithm_settings: vec![],
+                algorithm_name: name.into(),
+                algorithm_settings: settings,
             })
-        },
-        "spec.earlyStopping.algorithmName",
-        "not built yet in Sextant",
-    );
-    assert!(err.message.contains("no spec.earlyStopping"), "{err}");
+        }
+    };
+    let checked = accepted(rule("medianstop", vec![]));
+    assert!(matches!(
+        checked.early_stopping,
+        Some(sextant_algorithms::early_stopping::Rule::Median(_))
+    ));
     accepted(|e| e.spec.early_stopping = None);
+    refused(
+        rule("earlystop", vec![]),
+        "spec.earlyStopping.algorithmName",
+        "medianstop, percentile, asha",
+    );
+    refused(
+        rule("", vec![]),
+        "spec.earlyStopping.algorithmName",
+        "required",
+    );
+    let bad = vec![AlgorithmSetting {
+        name: "min_trials_required".into(),
+        value: "-1".into(),
+    }];
+    refused(
+        rule("medianstop", bad),
+        "spec.earlyStopping.algorithmSettings[0].value",
+        "non-negative",
+    );
+    let unknown = vec![AlgorithmSetting {
+        name: "patience".into(),
+        value: "3".into(),
+    }];
+    refused(
+        rule("medianstop", unknown),
+        "spec.earlyStopping.algorithmSettings[0].name",
+        "min_trials_required, start_step",
+    );
 }
 
 #[test]
