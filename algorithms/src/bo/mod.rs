@@ -389,6 +389,8 @@ impl BayesOptEngine {
         if self.settings.acquisition == Acquisition::GpHedge {
             update_gains(saved, &posterior, width);
         }
+        // Credited once; this call's proposals replace them.
+        saved.proposals.clear();
 
         // Running trials and the points of this call so far are fantasies (kriging believer).
         let mut fantasies: Vec<Vec<f64>> = Vec::new();
