@@ -86,9 +86,10 @@ impl Training {
         order
     }
 
-    /// The subset the hyperparameter fit uses: `(x, y)`, at most [`MAX_FIT_POINTS`] rows.
-    pub(crate) fn fit_subset(&self) -> (Vec<f64>, Vec<f64>) {
-        let keep = select(&self.y, MAX_FIT_POINTS);
+    /// The subset the hyperparameter fit uses: `(x, y)`, at most `cap` rows chosen like the
+    /// model's subset (normally `cap` = [`MAX_FIT_POINTS`]).
+    pub(crate) fn fit_subset(&self, cap: usize) -> (Vec<f64>, Vec<f64>) {
+        let keep = select(&self.y, cap);
         let mut x = Vec::with_capacity(keep.len() * self.dims);
         let mut y = Vec::with_capacity(keep.len());
         for &i in &keep {
@@ -290,7 +291,7 @@ mod tests {
             training.row(MAX_MODEL_POINTS - 1),
             &[(n - 1) as f64 / n as f64]
         );
-        let (fx, fy) = training.fit_subset();
+        let (fx, fy) = training.fit_subset(MAX_FIT_POINTS);
         assert_eq!((fx.len(), fy.len()), (MAX_FIT_POINTS, MAX_FIT_POINTS));
         assert!(training.y.iter().all(|v| v.is_finite()));
     }
