@@ -1,14 +1,16 @@
-//! Tuning harness (ignored tests, run by hand in release mode): simple regret on the issue's
-//! four test functions and the latency of one suggestion, mirroring `examples/bench`.
+//! Tuning harness (ignored tests, run by hand in release mode) for what `examples/bench` does not
+//! cover: simple regret under other acquisitions, κ, ξ and batch sizes, and the per-call latency
+//! over a whole experiment (scheduled refits included).
 //!
 //! ```sh
-//! BO_SEEDS=10 BO_BUDGET=100 cargo test --release -p sextant-algorithms bo::benchmarks::quality \
+//! BO_ACQ=logei BO_SEEDS=30 cargo test --release -p sextant-algorithms bo::benchmarks::quality \
 //!     -- --ignored --nocapture
-//! cargo test --release -p sextant-algorithms bo::benchmarks::latency -- --ignored --nocapture
+//! BO_D=12 cargo test --release -p sextant-algorithms bo::benchmarks::latency_loop -- --ignored --nocapture
 //! ```
 //!
-//! Environment: `BO_SEEDS` (10), `BO_BUDGET` (100), `BO_FUNCTIONS` (all four, comma-separated),
-//! `BO_ACQ` (`logei`, `ei`, `pi`, `lcb`, `hedge`), `BO_THREADS` (2), `BO_N`, `BO_D`, `BO_REPEATS`.
+//! Environment: `BO_SEEDS` (10), `BO_BUDGET` (100), `BO_BATCH` (1), `BO_FUNCTIONS` (all four,
+//! comma-separated), `BO_ACQ` (`logei`, `ei`, `pi`, `lcb`, `hedge`), `BO_KAPPA`, `BO_XI`,
+//! `BO_THREADS` (2); `BO_D` (6) and `BO_END` (1000) for the latency loop.
 
 use std::f64::consts::{E, PI, TAU};
 use std::time::Instant;
@@ -264,131 +266,6 @@ fn quality() {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-    }
-}
-
-#[test]
-#[ignore = "benchmark: run by hand in release mode"]
-fn latency() {
-    let ns: Vec<usize> = std::env::var("BO_N")
-        .unwrap_or_else(|_| "10,50,100,200,400,1000".into())
-        .split(',')
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let ds: Vec<usize> = std::env::var("BO_D")
-        .unwrap_or_else(|_| "2,6,12".into())
-        .split(',')
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let repeats: usize = env_or("BO_REPEATS", 5);
-    let engine = BayesOptEngine::new(settings());
-    for &d in &ds {
-        let space = box_space(&vec![(0.0, 1.0); d]);
-        let mut rng = stream_rng(99, d as u64, 0);
-        let largest = ns.iter().copied().max().unwrap_or(0);
-        let history: Vec<CompletedTrial> = (0..largest)
-            .map(|_| {
-                let unit: Vec<f64> = (0..d).map(|_| unit_f64(&mut rng)).collect();
-                let point = space.from_unit(&unit);
-                let x: Vec<f64> = coordinates(&point).iter().map(|v| 4.0 * v - 2.0).collect();
-                CompletedTrial {
-                    point,
-                    loss: Some(rosenbrock(&x)),
-                }
-            })
-            .collect();
-        let mut line = format!("d={d:2}");
-        for &n in &ns {
-            let request = |h: &[CompletedTrial], state: Option<&serde_json::Value>| {
-                let r = SuggestRequest {
-                    space: &space,
-                    history: h,
-                    pending: &[],
-                    count: 1,
-                    seed: 99,
-                    state,
-                };
-                engine.suggest(&r).unwrap()
-            };
-            let cold_started = Instant::now();
-            let before = request(&history[..n - 1], None).state;
-            let cold = cold_started.elapsed().as_secs_f64() * 1e3;
-            let mut times = Vec::new();
-            for _ in 0..repeats {
-                let started = Instant::now();
-                let answer = request(&history[..n], Some(&before));
-                times.push(started.elapsed().as_secs_f64() * 1e3);
-                assert_eq!(answer.points.len(), 1);
-            }
-            let first = times[0];
-            let max = times.iter().copied().fold(0.0, f64::max);
-            line += &format!(
-                "  n={n}: p50 {:.1} first {:.1} max {:.1} (cold {:.0})",
-                median(times),
-                first,
-                max,
-                cold
-            );
-        }
-        println!("{line}");
-    }
-}
-
-#[test]
-#[ignore = "diagnostic: run by hand"]
-fn trace() {
-    let seed: u64 = env_or("BO_SEED", 10);
-    let budget: usize = env_or("BO_BUDGET", 60);
-    let function = functions().remove(0);
-    let engine = BayesOptEngine::new(settings());
-    let space = box_space(&function.1);
-    let mut history: Vec<CompletedTrial> = Vec::new();
-    let mut state: Option<serde_json::Value> = None;
-    let mut best = f64::INFINITY;
-    for t in 0..budget {
-        let answer = engine
-            .suggest(&SuggestRequest {
-                space: &space,
-                history: &history,
-                pending: &[],
-                count: 1,
-                seed,
-                state: state.as_ref(),
-            })
-            .unwrap();
-        let point = answer.points[0].clone();
-        let x = coordinates(&point);
-        let loss = (function.2)(&x);
-        best = best.min(loss);
-        let hyper = answer.state.get("hyper").cloned().unwrap_or_default();
-        let ls: Vec<String> = hyper
-            .get("log_lengthscales")
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .map(|v| format!("{:.2}", v.as_f64().unwrap_or(0.0).exp()))
-            .collect();
-        println!(
-            "{t:3} loss {loss:9.4} best {:9.2e}  ls [{}] s {:.2} noise {:.1e}  x {:?}",
-            best - function.3,
-            ls.join(" "),
-            hyper
-                .get("log_signal")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0)
-                .exp(),
-            hyper
-                .get("log_noise")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0)
-                .exp(),
-            x.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
-        );
-        history.push(CompletedTrial {
-            point,
-            loss: Some(loss),
-        });
-        state = Some(answer.state);
     }
 }
 

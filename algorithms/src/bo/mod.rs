@@ -61,14 +61,17 @@
 //! # Cost
 //!
 //! Time to the next suggestion in release mode on a shared 2-core machine, with the state of the
-//! call before (`bo::benchmarks::latency`, the `examples/bench` protocol: `n` uniform points with
-//! Rosenbrock losses), median of 11 calls in ms:
+//! call before (`examples/bench latency --repeats 11`: `n` uniform points with Rosenbrock
+//! losses), median in ms:
 //!
-//! | d \ n | 10  | 50  | 100 | 200 | 400  | 1,000 |
-//! |-------|-----|-----|-----|-----|------|-------|
-//! | 2     | 1.2 | 2.8 | 3.6 | 3.2 | 5.8  | 31    |
-//! | 6     | 2.8 | 2.7 | 2.6 | 2.6 | 10.8 | 43    |
-//! | 12    | 2.4 | 4.0 | 6.9 | 3.0 | 7.7  | 33    |
+//! | d \ n | 10  | 50  | 100 | 200 | 400 | 1,000 |
+//! |-------|-----|-----|-----|-----|-----|-------|
+//! | 2     | 1.6 | 2.7 | 2.0 | 3.5 | 6.3 | 36    |
+//! | 6     | 2.4 | 2.8 | 2.4 | 2.9 | 9.8 | 43    |
+//! | 12    | 3.4 | 3.9 | 7.3 | 7.9 | 7.7 | 35    |
+//!
+//! Without a saved state (`--cold`: every call fits from scratch, seeded multi-start) a call
+//! takes at most 0.16 s up to 1,000 points.
 //!
 //! Over a whole experiment (`bo::benchmarks::latency_loop`, d = 6, refits included) the 99th
 //! percentile per call is 6 ms below 50 trials, 11 ms to 100, 21 ms to 200 and about 75 ms to
