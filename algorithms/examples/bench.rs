@@ -74,8 +74,6 @@
 mod cli;
 #[path = "bench/engines.rs"]
 mod engines;
-#[path = "bench/functions.rs"]
-mod functions;
 #[path = "bench/latency.rs"]
 mod latency;
 #[path = "bench/quality.rs"]

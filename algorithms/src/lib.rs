@@ -17,6 +17,7 @@ pub mod sobol;
 mod sobol_directions;
 pub mod space;
 mod taken;
+pub mod test_functions;
 #[cfg(test)]
 mod test_support;
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::engines::EngineChoice;
-use crate::functions::TestFunction;
+use sextant_algorithms::test_functions::TestFunction;
 
 /// The budgets of the reference figures.
 const DEFAULT_BUDGETS: [usize; 2] = [50, 100];

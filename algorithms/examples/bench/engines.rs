@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn engine_errors_and_panics_become_messages() {
-        let space = crate::functions::TestFunction::Branin.search_space();
+        let space = sextant_algorithms::test_functions::TestFunction::Branin.search_space();
         let request = SuggestRequest {
             space: &space,
             history: &[],

@@ -25,9 +25,9 @@ use sextant_algorithms::{CompletedTrial, Engine, SearchSpace, SuggestRequest};
 
 use crate::cli::LatencyOptions;
 use crate::engines::{self, EngineChoice, TARGET_ENGINE};
-use crate::functions::{box_space, coordinates, rosenbrock};
 use crate::stats::{format_ms, format_ratio, quantile};
 use crate::table::{MarkdownTable, error_cell};
+use sextant_algorithms::test_functions::{box_space, coordinates, rosenbrock};
 
 /// The seed of the history's points and of every engine call (any fixed value would do).
 const LATENCY_SEED: u64 = 20_260_101;

@@ -27,9 +27,9 @@ use sextant_algorithms::{CompletedTrial, Engine, SuggestRequest, Suggestions};
 
 use crate::cli::QualityOptions;
 use crate::engines::{self, EngineChoice, TARGET_ENGINE};
-use crate::functions::{TestFunction, coordinates};
 use crate::stats::{Quartiles, format_ratio, format_value};
 use crate::table::{MarkdownTable, error_cell};
+use sextant_algorithms::test_functions::{TestFunction, coordinates};
 
 /// The reference: for each function and budget, the best median simple regret among
 /// Optuna's GPSampler, scikit-optimize, Optuna's TPE and random search on the same boxes.

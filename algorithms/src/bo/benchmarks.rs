@@ -12,12 +12,11 @@
 //! comma-separated), `BO_ACQ` (`logei`, `ei`, `pi`, `lcb`, `hedge`), `BO_KAPPA`, `BO_XI`,
 //! `BO_THREADS` (2); `BO_D` (6) and `BO_END` (1000) for the latency loop.
 
-use std::f64::consts::{E, PI, TAU};
 use std::time::Instant;
 
 use super::*;
 use crate::engine::CompletedTrial;
-use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
+use crate::test_functions::{TestFunction, box_space, coordinates, rosenbrock};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -26,98 +25,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn box_space(bounds: &[(f64, f64)]) -> SearchSpace {
-    SearchSpace::new(
-        bounds
-            .iter()
-            .enumerate()
-            .map(|(i, &(min, max))| Parameter {
-                name: format!("x{i}"),
-                domain: Domain::Double {
-                    min,
-                    max,
-                    step: None,
-                    distribution: Distribution::Uniform,
-                },
-            })
-            .collect(),
-    )
-    .unwrap()
-}
-
-fn branin(x: &[f64]) -> f64 {
-    let (x1, x2) = (x[0], x[1]);
-    let b = 5.1 / (4.0 * PI * PI);
-    let c = 5.0 / PI;
-    let t = 1.0 / (8.0 * PI);
-    (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
-}
-
-fn hartmann6(x: &[f64]) -> f64 {
-    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
-    const A: [[f64; 6]; 4] = [
-        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
-        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
-        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
-        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
-    ];
-    const P: [[f64; 6]; 4] = [
-        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
-        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
-        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
-        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
-    ];
-    -ALPHA
-        .iter()
-        .zip(&A)
-        .zip(&P)
-        .map(|((alpha, a), p)| {
-            let e: f64 = a
-                .iter()
-                .zip(p)
-                .zip(x)
-                .map(|((a, p), x)| a * (x - p).powi(2))
-                .sum();
-            alpha * (-e).exp()
-        })
-        .sum::<f64>()
-}
-
-fn rosenbrock(x: &[f64]) -> f64 {
-    x.windows(2)
-        .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
-        .sum()
-}
-
-fn ackley(x: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let ms = x.iter().map(|v| v * v).sum::<f64>() / n;
-    let mc = x.iter().map(|v| (TAU * v).cos()).sum::<f64>() / n;
-    -20.0 * (-0.2 * ms.sqrt()).exp() - mc.exp() + 20.0 + E
-}
-
-type Function = (&'static str, Vec<(f64, f64)>, fn(&[f64]) -> f64, f64);
+type Function = TestFunction;
 
 fn functions() -> Vec<Function> {
-    let all: Vec<Function> = vec![
-        (
-            "branin",
-            vec![(-5.0, 10.0), (0.0, 15.0)],
-            branin,
-            0.397887357729738,
-        ),
-        (
-            "hartmann6",
-            vec![(0.0, 1.0); 6],
-            hartmann6,
-            -3.32236801141551,
-        ),
-        ("rosenbrock4", vec![(-5.0, 10.0); 4], rosenbrock, 0.0),
-        ("ackley5", vec![(-10.0, 30.0); 5], ackley, 0.0),
-    ];
     let wanted = std::env::var("BO_FUNCTIONS").unwrap_or_default();
-    all.into_iter()
-        .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w == f.0))
+    TestFunction::ALL
+        .into_iter()
+        .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w == f.name()))
         .collect()
 }
 
@@ -138,20 +52,10 @@ fn settings() -> BayesOptSettings {
     }
 }
 
-fn coordinates(point: &Point) -> Vec<f64> {
-    point
-        .iter()
-        .map(|v| match v {
-            Value::Double(x) => *x,
-            _ => f64::NAN,
-        })
-        .collect()
-}
-
 /// One sequential run; the regret trace and the total engine time.
 fn run(function: &Function, seed: u64, budget: usize) -> (Vec<f64>, f64) {
     let engine = BayesOptEngine::new(settings());
-    let space = box_space(&function.1);
+    let space = function.search_space();
     let mut history: Vec<CompletedTrial> = Vec::new();
     let mut state: Option<serde_json::Value> = None;
     let mut best = f64::INFINITY;
@@ -173,9 +77,10 @@ fn run(function: &Function, seed: u64, budget: usize) -> (Vec<f64>, f64) {
         seconds += started.elapsed().as_secs_f64();
         for point in answer.points.clone() {
             assert!(space.contains(&point));
-            let loss = (function.2)(&coordinates(&point));
+            let loss = function
+                .evaluate(&coordinates(&point).expect("benchmark spaces hold only doubles"));
             best = best.min(loss);
-            trace.push(best - function.3);
+            trace.push(best - function.minimum());
             history.push(CompletedTrial {
                 point,
                 loss: Some(loss),
@@ -231,7 +136,7 @@ fn quality() {
                 .collect()
         };
         let time: f64 = results.iter().map(|(_, (_, s))| s).sum();
-        let mut line = format!("{:12}", function.0);
+        let mut line = format!("{:12}", function.name());
         for b in [50, 100, 200] {
             if b <= budget {
                 let v = at(b);
@@ -283,7 +188,11 @@ fn latency_loop() {
         .map(|_| {
             let unit: Vec<f64> = (0..d).map(|_| unit_f64(&mut rng)).collect();
             let point = space.from_unit(&unit);
-            let x: Vec<f64> = coordinates(&point).iter().map(|v| 4.0 * v - 2.0).collect();
+            let x: Vec<f64> = coordinates(&point)
+                .unwrap_or_default()
+                .iter()
+                .map(|v| 4.0 * v - 2.0)
+                .collect();
             CompletedTrial {
                 point,
                 loss: Some(rosenbrock(&x)),

@@ -1,4 +1,5 @@
-//! The test functions of the quality benchmark, all minimised, with their boxes and known optima.
+//! Standard optimisation test functions, all minimised, with their boxes and known optima: what
+//! the engine benchmark (`examples/bench`) and the GP tuning harness measure regret on.
 //!
 //! The four are the ones the reference figures were measured on, over the same boxes, so
 //! that our regrets and the reference regrets are comparable: Branin (2-d, three global minima),
@@ -8,7 +9,7 @@
 
 use std::f64::consts::{E, PI, TAU};
 
-use sextant_algorithms::{Distribution, Domain, Parameter, Point, SearchSpace, Value};
+use crate::{Distribution, Domain, Parameter, Point, SearchSpace, Value};
 
 /// Branin's global minimum (Dixon and Szegő 1978), reached at (−π, 12.275), (π, 2.275) and
 /// (9.42478, 2.475).
