@@ -28,6 +28,27 @@ pub use records::{
 /// sled's page cache. Its 1 GiB default is far more than a tuning run needs.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How long [`Store::open`] waits for a lock that is being released.
+const LOCK_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_millis(1500);
+/// How often it tries again meanwhile.
+const LOCK_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(dir.join("db"))
+        .cache_capacity(CACHE_CAPACITY_BYTES)
+        .open()
+        .map_err(|e| match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                StoreError::Locked(dir.display().to_string())
+            }
+            sled::Error::Io(io) if io.to_string().contains("lock") => {
+                StoreError::Locked(dir.display().to_string())
+            }
+            other => StoreError::Sled(other),
+        })
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,19 +93,18 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    StoreError::Locked(dir.display().to_string())
+        // sled releases its file lock from a background thread after the last handle is
+        // dropped, so a store reopened right after it was closed (in the same process) can find
+        // the lock still held for a moment: retry briefly before calling it in use.
+        let deadline = std::time::Instant::now() + LOCK_RETRY_WINDOW;
+        let db = loop {
+            match open_db(dir) {
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY_INTERVAL);
                 }
-                sled::Error::Io(io) if io.to_string().contains("lock") => {
-                    StoreError::Locked(dir.display().to_string())
-                }
-                other => StoreError::Sled(other),
-            })?;
+                other => break other?,
+            }
+        };
         Ok(Store {
             experiments: db.open_tree("experiments")?,
             trials: db.open_tree("trials")?,
@@ -435,6 +455,23 @@ mod tests {
             Some(serde_json::json!({"next": 4}))
         );
         assert_eq!(store.observations(3, Some("loss")).unwrap()[0].value, 0.25);
+    }
+
+    #[test]
+    fn open_waits_for_a_lock_that_is_being_released() {
+        // Regression: sled releases its lock from a background thread after the last handle is
+        // dropped, so reopening right after closing sometimes failed as "in use" (seen as an
+        // intermittent failure of `flushed_data_survives_reopen` under a parallel test run).
+        // Here the lock is released 200 ms into the second open, deterministically.
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(first);
+        });
+        let second = Store::open(dir.path());
+        releaser.join().unwrap();
+        assert!(second.is_ok(), "{:?}", second.err());
     }
 
     #[test]
