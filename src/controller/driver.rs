@@ -124,22 +124,20 @@ pub struct Driver<'s, R: TrialRuntime> {
 
 impl<'s, R: TrialRuntime> Driver<'s, R> {
     /// A driver for an experiment already in the store. Trials left Pending or Running by an earlier
-    /// run that did not finish are marked Killed (their orphaned processes are stopped).
+    /// run that did not finish are marked Killed (the runtime stops whatever of them still runs).
     pub fn new(
         store: &'s Store,
         checked: CheckedExperiment,
         mut record: ExperimentRecord,
         engine: ConfiguredEngine,
-        runtime: R,
+        mut runtime: R,
         events: UnboundedReceiver<RuntimeEvent>,
         log_dir: PathBuf,
     ) -> Result<Self, DriverError> {
         let mut trials = store.trials(&record.name)?;
         let now = Timestamp::now();
         for trial in trials.iter_mut().filter(|t| t.state.is_active()) {
-            if let Some(pid) = trial.pid {
-                crate::runtime::local::kill_orphan(pid, &trial.name);
-            }
+            runtime.recover(trial);
             trial.pid = None;
             trial.finished = Some(now);
             trial.transition(

@@ -356,6 +356,12 @@ impl TrialRuntime for LocalRuntime {
         }
     }
 
+    fn recover(&mut self, trial: &TrialRecord) {
+        if let Some(pid) = trial.pid {
+            kill_orphan(pid, &trial.name);
+        }
+    }
+
     fn forget(&mut self, trial: &str) {
         self.running.remove(trial);
     }

@@ -71,4 +71,8 @@ pub trait TrialRuntime {
 
     /// Told once a trial's `Exited` event was handled, so nothing is sent to it any more.
     fn forget(&mut self, trial: &str);
+
+    /// Cleans up after a trial that an earlier run left Pending or Running when it stopped
+    /// without finishing (crash, SIGKILL): whatever of it still runs is stopped.
+    fn recover(&mut self, trial: &TrialRecord);
 }
