@@ -9,3 +9,4 @@ pub mod controller;
 pub mod runtime;
 pub mod spec;
 pub mod store;
+pub mod view;

@@ -2,12 +2,9 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::output::{OutputFormat, Table, number, print_structured, write_stdout};
 use super::{CliError, OutputArgs, open_store};
-use crate::controller::policy::{self, TrialCounts};
-use crate::spec::{Direction, ParameterAssignment};
+pub use crate::view::{BestView, CountsView, ExperimentView};
 use crate::store::{ExperimentRecord, Store, TrialRecord, TrialState};
 
 /// `sextant get ...`.
@@ -26,97 +23,6 @@ pub enum GetCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-}
-
-/// An experiment as scripts see it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExperimentView {
-    /// Name.
-    pub name: String,
-    /// Created / Running / Succeeded / Failed.
-    pub status: String,
-    /// Katib reason.
-    pub reason: String,
-    /// Message.
-    pub message: String,
-    /// Algorithm.
-    pub algorithm: String,
-    /// Objective metric.
-    pub objective_metric_name: String,
-    /// minimize / maximize.
-    pub objective_type: String,
-    /// Trials by state.
-    pub trials: CountsView,
-    /// Best trial so far.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_optimal_trial: Option<BestView>,
-    /// Created.
-    pub created: jiff::Timestamp,
-    /// Completed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub completed: Option<jiff::Timestamp>,
-}
-
-/// Trial counts.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CountsView {
-    /// All trials.
-    pub total: usize,
-    /// By state.
-    #[serde(flatten)]
-    pub by_state: TrialCounts,
-}
-
-/// The best trial.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BestView {
-    /// Trial name.
-    pub best_trial_name: String,
-    /// Objective value.
-    pub objective: f64,
-    /// Its parameters.
-    pub parameter_assignments: Vec<ParameterAssignment>,
-}
-
-impl ExperimentView {
-    /// The view of a stored experiment and its trials.
-    pub fn new(record: &ExperimentRecord, trials: &[TrialRecord]) -> ExperimentView {
-        let objective = record.experiment.spec.objective.clone().unwrap_or_default();
-        let direction = if objective.objective_type == "minimize" {
-            Direction::Minimize
-        } else {
-            Direction::Maximize
-        };
-        ExperimentView {
-            name: record.name.clone(),
-            status: format!("{:?}", record.phase),
-            reason: record.reason.clone(),
-            message: record.message.clone(),
-            algorithm: record
-                .experiment
-                .spec
-                .algorithm
-                .as_ref()
-                .map(|a| a.algorithm_name.clone())
-                .unwrap_or_default(),
-            objective_metric_name: objective.objective_metric_name,
-            objective_type: objective.objective_type,
-            trials: CountsView {
-                total: trials.len(),
-                by_state: TrialCounts::of(trials),
-            },
-            current_optimal_trial: policy::best_trial(direction, trials).map(|b| BestView {
-                best_trial_name: b.name.clone(),
-                objective: b.objective.unwrap_or_default(),
-                parameter_assignments: b.assignments.clone(),
-            }),
-            created: record.created,
-            completed: record.completed,
-        }
-    }
 }
 
 /// Runs `sextant get`.
