@@ -21,12 +21,17 @@ pub enum ExperimentPhase {
     Succeeded,
     /// Ended because too many trials failed.
     Failed,
+    /// Stopped on request (`POST /v1/experiments/{name}/stop`) before it ended by itself.
+    Stopped,
 }
 
 impl ExperimentPhase {
     /// True once the experiment has ended.
     pub fn is_finished(self) -> bool {
-        matches!(self, ExperimentPhase::Succeeded | ExperimentPhase::Failed)
+        matches!(
+            self,
+            ExperimentPhase::Succeeded | ExperimentPhase::Failed | ExperimentPhase::Stopped
+        )
     }
 }
 
