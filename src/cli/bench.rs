@@ -200,7 +200,9 @@ async fn through_sextant(trials: u32, parallel: u32) -> Result<(Duration, Durati
         GpuPool::default(),
         0,
     )?;
-    let (outcome, _) = driver.run(std::future::pending(), &mut Silent).await?;
+    let (outcome, _) = driver
+        .run(std::future::pending::<String>(), &mut Silent)
+        .await?;
     let wall = started.elapsed();
     if outcome != RunOutcome::Completed(crate::controller::policy::Completion::MaxTrialsReached) {
         return Err(CliError::failed(format!(

@@ -157,6 +157,8 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
+        "interrupted: the run was stopped (Ctrl-C); run the same command again to resume"
+            .to_string()
     };
     let (outcome, record) = driver.run(shutdown, &mut reporter).await?;
     reporter.clear_status();
@@ -216,6 +218,7 @@ pub(crate) fn local_driver<'s>(
             metric_names: checked.objective.metric_names(),
             collector: checked.collector.clone(),
             experiment: record.name.clone(),
+            endpoint: None,
         },
         gpus,
         gpus_per_trial,

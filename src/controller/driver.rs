@@ -56,8 +56,8 @@ pub struct Progress<'a> {
     pub max_trials: Option<u32>,
 }
 
-/// Receives progress as the run goes.
-pub trait Reporter {
+/// Receives progress as the run goes. `Send`, so a server can run drivers on its worker threads.
+pub trait Reporter: Send {
     /// A one-off message for the user.
     fn note(&mut self, message: &str);
     /// A trial started (or failed to).
@@ -66,6 +66,25 @@ pub trait Reporter {
     fn trial_finished(&mut self, trial: &TrialRecord, progress: &Progress<'_>);
     /// Nothing happened for a while.
     fn tick(&mut self, progress: &Progress<'_>);
+}
+
+/// What the rest of a server asks of a running driver.
+#[derive(Debug)]
+pub enum DriverCommand {
+    /// Stop one trial (it ends Killed). The reply says whether it was running.
+    StopTrial {
+        /// The trial.
+        trial: String,
+        /// The trial as it stands, or why it cannot be stopped.
+        reply: tokio::sync::oneshot::Sender<Result<TrialRecord, String>>,
+    },
+    /// Points a trial pushed; they are already durable in the store.
+    Pushed {
+        /// The trial.
+        trial: String,
+        /// The points.
+        points: Vec<sextant_collector::Observation>,
+    },
 }
 
 /// How a run ended.
@@ -120,6 +139,7 @@ pub struct Driver<'s, R: TrialRuntime> {
     /// Each trial's objective as a loss curve `(step, loss)`, for early-stopping rules.
     curves: HashMap<String, Vec<(i64, f64)>>,
     started_at: Instant,
+    commands: Option<UnboundedReceiver<DriverCommand>>,
 }
 
 impl<'s, R: TrialRuntime> Driver<'s, R> {
@@ -184,13 +204,21 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             stopping: HashMap::new(),
             curves,
             started_at: Instant::now(),
+            commands: None,
         })
     }
 
-    /// Runs until the experiment completes or `shutdown` resolves.
+    /// Takes commands (stop a trial, pushed points) from the rest of a server while it runs.
+    pub fn with_commands(mut self, commands: UnboundedReceiver<DriverCommand>) -> Self {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// Runs until the experiment completes or `shutdown` resolves; running trials are then stopped
+    /// and marked Killed with the message `shutdown` resolved to.
     pub async fn run(
         mut self,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = String>,
         reporter: &mut dyn Reporter,
     ) -> Result<(RunOutcome, ExperimentRecord), DriverError> {
         tokio::pin!(shutdown);
@@ -258,8 +286,14 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     self.store.flush()?;
                     self.report_finished(&finished, reporter);
                 }
-                _ = &mut shutdown => {
-                    self.stop_all("interrupted: the run was stopped (Ctrl-C); run the same command again to resume", reporter).await?;
+                command = next_command(&mut self.commands) => {
+                    if let Some(i) = self.command(command)? {
+                        self.store.flush()?;
+                        self.report_finished(&[i], reporter);
+                    }
+                }
+                message = &mut shutdown => {
+                    self.stop_all(&message, reporter).await?;
                     self.store.flush()?;
                     return Ok((RunOutcome::Interrupted, self.record));
                 }
@@ -389,14 +423,16 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 "Trial is created",
                 now,
             );
+            let token = crate::auth::new_token();
             self.store.put_trial(&trial)?;
-            created.push(trial);
+            self.store.put_trial_token(&trial.name, &token)?;
+            created.push((trial, token));
         }
         // Names and the counter are durable before any process starts, so a crash can neither lose
         // a running trial nor reuse its name.
         self.store.put_experiment(&self.record)?;
         self.store.flush()?;
-        for mut trial in created {
+        for (mut trial, token) in created {
             let identity = TrialIdentity {
                 name: trial.name.clone(),
                 namespace: self
@@ -411,7 +447,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                 .map_err(|e| e.to_string())
                 .and_then(|workload| {
                     self.runtime
-                        .start(&trial, &workload)
+                        .start(&trial, &workload, &token)
                         .map_err(|e| e.to_string())
                 });
             let now = Timestamp::now();
@@ -463,19 +499,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     return Ok(None);
                 };
                 self.store.put_observations(self.trials[i].uid, &points)?;
-                metrics::merge(&mut self.trials[i].metrics, &points);
-                let direction = self.checked.objective.direction;
-                let curve = self.curves.entry(trial).or_default();
-                for point in points
-                    .iter()
-                    .filter(|p| p.metric_name == self.checked.objective.metric)
-                {
-                    let loss = policy::as_loss(direction, point.value);
-                    // Points arrive in step order almost always; keep the curve sorted regardless.
-                    let at = curve.partition_point(|&(step, _)| step <= point.step);
-                    curve.insert(at, (point.step, loss));
-                }
-                self.apply_early_stopping(i);
+                self.take_points(i, &points)?;
             }
             RuntimeEvent::Exited { trial, outcome } => {
                 let Some(&i) = self.by_name.get(&trial) else {
@@ -539,6 +563,75 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             }
         }
         Ok(None)
+    }
+
+    /// Applies a server command; returns the index of a trial whose record changed after it had
+    /// finished (late pushed points), for the caller to flush and report.
+    fn command(&mut self, command: DriverCommand) -> Result<Option<usize>, DriverError> {
+        match command {
+            DriverCommand::StopTrial { trial, reply } => {
+                let answer = match self.by_name.get(&trial).map(|&i| &self.trials[i]) {
+                    None => Err(format!("trial {trial} is not part of this run")),
+                    Some(record) if !record.state.is_active() => Err(format!(
+                        "trial {trial} has already ended ({}); only a Pending or Running trial can be stopped",
+                        record.state
+                    )),
+                    Some(record) => {
+                        let record = record.clone();
+                        self.stopping
+                            .entry(trial.clone())
+                            .or_insert_with(|| StopRequest {
+                                state: TrialState::Killed,
+                                reason: trial_reason::KILLED,
+                                message: "stopped on request".to_string(),
+                            });
+                        self.runtime.stop(&trial);
+                        Ok(record)
+                    }
+                };
+                let _ = reply.send(answer);
+                Ok(None)
+            }
+            DriverCommand::Pushed { trial, points } => {
+                let Some(&i) = self.by_name.get(&trial) else {
+                    return Ok(None);
+                };
+                if self.trials[i].state.is_active() {
+                    self.take_points(i, &points)?;
+                    return Ok(None);
+                }
+                // Points that land after the trial ended (a sidecar's last flush): its summary and
+                // objective are recomputed from everything stored; its state stays.
+                metrics::refresh_finished_trial(
+                    self.store,
+                    &self.checked.objective,
+                    &mut self.trials[i],
+                )?;
+                Ok(Some(i))
+            }
+        }
+    }
+
+    /// Takes points of trial `i` that are in the store: its summary, its curve, early stopping.
+    fn take_points(
+        &mut self,
+        i: usize,
+        points: &[sextant_collector::Observation],
+    ) -> Result<(), DriverError> {
+        metrics::merge(&mut self.trials[i].metrics, points);
+        let direction = self.checked.objective.direction;
+        let curve = self.curves.entry(self.trials[i].name.clone()).or_default();
+        for point in points
+            .iter()
+            .filter(|p| p.metric_name == self.checked.objective.metric)
+        {
+            let loss = policy::as_loss(direction, point.value);
+            // Points arrive in step order almost always; keep the curve sorted regardless.
+            let at = curve.partition_point(|&(step, _)| step <= point.step);
+            curve.insert(at, (point.step, loss));
+        }
+        self.apply_early_stopping(i);
+        Ok(())
     }
 
     /// Asks the experiment's early-stopping rule about trial `i` after it reported; stops it when
@@ -649,6 +742,21 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         self.store.put_experiment(&self.record)?;
         self.store.flush()?;
         Ok(())
+    }
+}
+
+/// The next command, or never when the driver takes none.
+async fn next_command(commands: &mut Option<UnboundedReceiver<DriverCommand>>) -> DriverCommand {
+    match commands {
+        Some(receiver) => match receiver.recv().await {
+            Some(command) => command,
+            None => {
+                // Every sender is gone: nobody will ask again.
+                *commands = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

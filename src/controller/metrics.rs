@@ -5,7 +5,23 @@ use std::collections::BTreeMap;
 use sextant_collector::Observation;
 
 use crate::spec::{MetricStrategyKind, Objective};
-use crate::store::MetricSummary;
+use crate::store::{MetricSummary, Store, StoreError, TrialRecord, TrialState};
+
+/// Recomputes a finished trial's summaries (and its objective, when its state is scored) from the
+/// points in the store, after points arrived late, and writes the record. Its state stays; the
+/// caller flushes.
+pub fn refresh_finished_trial(
+    store: &Store,
+    objective: &Objective,
+    trial: &mut TrialRecord,
+) -> Result<(), StoreError> {
+    let points = store.observations(trial.uid, None)?;
+    trial.metrics = summarize(&points);
+    if matches!(trial.state, TrialState::Succeeded | TrialState::EarlyStopped) {
+        trial.objective = objective_value(objective, &trial.metrics).or(trial.objective);
+    }
+    store.put_trial(trial)
+}
 
 /// Summarises points (in any order) per metric: min, max, and latest by step (ties: last given).
 pub fn summarize(points: &[Observation]) -> Vec<MetricSummary> {

@@ -47,6 +47,8 @@ pub struct LocalConfig {
     pub collector: Collector,
     /// The experiment's name (in the trial's environment).
     pub experiment: String,
+    /// Where trials push metrics (`http://127.0.0.1:6789`), when a server takes pushes.
+    pub endpoint: Option<String>,
 }
 
 /// The local runtime.
@@ -80,6 +82,7 @@ impl LocalRuntime {
         trial: &TrialRecord,
         container: &PrimaryContainer,
         gpus: &[String],
+        token: &str,
     ) -> Result<u32, StartError> {
         let Some(program) = container.command.first().or(container.args.first()) else {
             return Err(StartError(format!(
@@ -138,12 +141,19 @@ impl LocalRuntime {
             .envs(container.env.iter().map(|(k, v)| (k, v)))
             .env("SEXTANT_EXPERIMENT", &self.config.experiment)
             .env(TRIAL_ENV, &trial.name)
+            .env("SEXTANT_METRICS", self.config.metric_names.join(","))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
         if self.gpus.total() > 0 {
             command.env("CUDA_VISIBLE_DEVICES", gpus.join(","));
+        }
+        if let Some(endpoint) = &self.config.endpoint {
+            // What a Push collector (examples/push, `sextant-collector`) needs to send metrics.
+            command
+                .env("SEXTANT_ENDPOINT", endpoint)
+                .env("SEXTANT_TOKEN", token);
         }
         let mut child = command.spawn().map_err(|e| {
             StartError(format!(
@@ -330,6 +340,7 @@ impl TrialRuntime for LocalRuntime {
         &mut self,
         trial: &TrialRecord,
         workload: &serde_json::Value,
+        token: &str,
     ) -> Result<StartedTrial, StartError> {
         let container = primary_container(workload, &self.config.primary_container)
             .map_err(|e| StartError(e.to_string()))?;
@@ -341,7 +352,7 @@ impl TrialRuntime for LocalRuntime {
                 self.gpus.total()
             ))
         })?;
-        match self.spawn(trial, &container, &gpus) {
+        match self.spawn(trial, &container, &gpus, token) {
             Ok(pid) => {
                 self.running.insert(trial.name.clone(), pid);
                 Ok(StartedTrial {

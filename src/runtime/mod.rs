@@ -58,11 +58,12 @@ pub trait TrialRuntime {
     /// (the experiment's `parallelTrialCount` still applies).
     fn free_slots(&self) -> Option<u32>;
 
-    /// Starts `trial` with its rendered workload.
+    /// Starts `trial` with its rendered workload; `token` is what it pushes metrics with.
     fn start(
         &mut self,
         trial: &TrialRecord,
         workload: &serde_json::Value,
+        token: &str,
     ) -> Result<StartedTrial, StartError>;
 
     /// Asks a running trial to stop: politely first, then forcibly after a grace period. Its

@@ -81,6 +81,9 @@ pub enum Collector {
         /// `metricsFormat` filters for TEXT; empty means Katib's default regex.
         filters: Vec<String>,
     },
+    /// The trial sends its metrics itself to the server's push endpoint (Katib's `Push`): with the
+    /// Python helper in examples/push, or through `sextant-collector`.
+    Push,
     /// Collect nothing.
     None,
 }

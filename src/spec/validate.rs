@@ -49,11 +49,10 @@ pub const MAX_COUNT: i64 = i32::MAX as i64;
 pub const RESUME_POLICIES: &[&str] = &["Never", "LongRunning", "FromVolume"];
 
 /// Collector kinds Sextant runs today.
-pub const AVAILABLE_COLLECTOR_KINDS: &[&str] = &["StdOut", "File", "None"];
+pub const AVAILABLE_COLLECTOR_KINDS: &[&str] = &["StdOut", "File", "None", "Push"];
 
 /// Katib collector kinds (common_types.go) that Sextant has not built yet.
-pub const COLLECTOR_KINDS_NOT_YET_BUILT: &[&str] =
-    &["TensorFlowEvent", "PrometheusMetric", "Custom", "Push"];
+pub const COLLECTOR_KINDS_NOT_YET_BUILT: &[&str] = &["TensorFlowEvent", "PrometheusMetric", "Custom"];
 
 /// Metric file formats (Katib `TextFormat`, `JsonFormat`, common_types.go).
 pub const FILE_FORMATS: &[&str] = &["TEXT", "JSON"];
@@ -477,7 +476,7 @@ fn check_collector(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Col
     check_filters(&filters, problems);
 
     let collector = match kind.as_str() {
-        "StdOut" | "None" => {
+        "StdOut" | "None" | "Push" => {
             if source.file_system_path.is_some() {
                 problems.add(
                     format!("{BASE}.source.fileSystemPath"),
@@ -488,15 +487,22 @@ fn check_collector(spec: &ExperimentSpec, problems: &mut Problems) -> Option<Col
                     ),
                 );
             }
+            if kind != "StdOut" && source.filter.is_some() {
+                let why = if kind == "None" {
+                    "collector kind None collects nothing"
+                } else {
+                    "with collector kind Push the trial sends its metrics itself"
+                };
+                problems.add(
+                    format!("{BASE}.source.filter"),
+                    "",
+                    format!("{why}, so a filter is never used; remove it"),
+                );
+            }
             if kind == "None" {
-                if source.filter.is_some() {
-                    problems.add(
-                        format!("{BASE}.source.filter"),
-                        "",
-                        "collector kind None collects nothing, so a filter is never used; remove it",
-                    );
-                }
                 Some(Collector::None)
+            } else if kind == "Push" {
+                Some(Collector::Push)
             } else {
                 Some(Collector::StdOut {
                     filters: filters.clone(),

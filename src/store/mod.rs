@@ -10,6 +10,10 @@
 //!   series of one metric is one ordered range scan; a repeated (trial, metric, step) overwrites
 //!   itself, which makes re-delivered points idempotent.
 //! - `engine_state`: experiment name → the engine's saved state (JSON)
+//! - `trial_summaries`: `experiment \0 index (u64 BE)` → state, objective and name of a trial
+//!   ([`TrialSummary`], a few bytes), written with every trial, so listing, counting and sorting
+//!   10,000 trials decodes no JSON
+//! - `trial_tokens`: trial name → the token that trial pushes its metrics with (never served)
 //!
 //! sled writes are durable only after a flush (it fsyncs in the background every 500 ms otherwise),
 //! so callers call [`Store::flush`] before they report anything as done.
@@ -63,6 +67,9 @@ pub enum StoreError {
         /// The JSON error.
         source: serde_json::Error,
     },
+    /// A stored value is not what this version writes.
+    #[error("store: unreadable {0}")]
+    Corrupt(String),
     /// The data directory is in use by another `sextant` process.
     #[error(
         "the data directory {0} is in use by another sextant process; wait for it to finish or use another --data-dir"
@@ -81,6 +88,21 @@ pub struct Store {
     metric_names: sled::Tree,
     observations: sled::Tree,
     engine_state: sled::Tree,
+    trial_summaries: sled::Tree,
+    trial_tokens: sled::Tree,
+}
+
+/// What listing and ranking trials needs of each, kept beside the full record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialSummary {
+    /// The trial's name.
+    pub name: String,
+    /// Its creation index.
+    pub index: u64,
+    /// Its state.
+    pub state: TrialState,
+    /// Its objective value, once it has one.
+    pub objective: Option<f64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -113,6 +135,8 @@ impl Store {
             metric_names: db.open_tree("metric_names")?,
             observations: db.open_tree("observations")?,
             engine_state: db.open_tree("engine_state")?,
+            trial_summaries: db.open_tree("trial_summaries")?,
+            trial_tokens: db.open_tree("trial_tokens")?,
             db,
         })
     }
@@ -162,6 +186,9 @@ impl Store {
         for trial in &trials {
             self.delete_observations(trial.uid)?;
             self.trial_index.remove(trial.name.as_bytes())?;
+            self.trial_tokens.remove(trial.name.as_bytes())?;
+            self.trial_summaries
+                .remove(summary_key(name, trial.index))?;
             self.trials.remove(trial_key(name, &trial.name))?;
         }
         self.engine_state.remove(name.as_bytes())?;
@@ -179,7 +206,60 @@ impl Store {
         )?;
         self.trial_index
             .insert(record.name.as_bytes(), record.experiment.as_bytes())?;
+        self.trial_summaries.insert(
+            summary_key(&record.experiment, record.index),
+            encode_summary(record),
+        )?;
         Ok(())
+    }
+
+    /// An experiment's trial summaries, in creation order.
+    pub fn trial_summaries(&self, experiment: &str) -> Result<Vec<TrialSummary>, StoreError> {
+        let mut prefix = experiment.as_bytes().to_vec();
+        prefix.push(0);
+        let mut summaries = Vec::new();
+        for kv in self.trial_summaries.scan_prefix(&prefix) {
+            let (key, value) = kv?;
+            let index = key
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or_default();
+            summaries.push(decode_summary(index, &value).ok_or_else(|| {
+                StoreError::Corrupt(format!("trial summary {index} of experiment {experiment}"))
+            })?);
+        }
+        Ok(summaries)
+    }
+
+    /// Trials of an experiment by name, in the order asked; missing ones are left out.
+    pub fn trials_named(
+        &self,
+        experiment: &str,
+        names: &[&str],
+    ) -> Result<Vec<TrialRecord>, StoreError> {
+        let mut trials = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(bytes) = self.trials.get(trial_key(experiment, name))? {
+                trials.push(decode(name, &bytes)?);
+            }
+        }
+        Ok(trials)
+    }
+
+    /// Records the token a trial pushes its metrics with.
+    pub fn put_trial_token(&self, trial: &str, token: &str) -> Result<(), StoreError> {
+        self.trial_tokens
+            .insert(trial.as_bytes(), token.as_bytes())?;
+        Ok(())
+    }
+
+    /// The token of a trial, if it has one.
+    pub fn trial_token(&self, trial: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .trial_tokens
+            .get(trial.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// One trial, by its name.
@@ -348,6 +428,41 @@ fn trial_key(experiment: &str, trial: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(trial.as_bytes());
     key
+}
+
+fn summary_key(experiment: &str, index: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(experiment.len() + 9);
+    key.extend_from_slice(experiment.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// `state (u8) | has objective (u8) | objective (f64 BE) | name (UTF-8)`.
+fn encode_summary(record: &TrialRecord) -> Vec<u8> {
+    let mut value = Vec::with_capacity(10 + record.name.len());
+    let state = TrialState::ALL
+        .iter()
+        .position(|s| *s == record.state)
+        .unwrap_or_default();
+    value.push(u8::try_from(state).unwrap_or_default());
+    value.push(u8::from(record.objective.is_some()));
+    value.extend_from_slice(&record.objective.unwrap_or_default().to_be_bytes());
+    value.extend_from_slice(record.name.as_bytes());
+    value
+}
+
+fn decode_summary(index: u64, value: &[u8]) -> Option<TrialSummary> {
+    let state = *TrialState::ALL.get(usize::from(*value.first()?))?;
+    let has_objective = *value.get(1)? == 1;
+    let objective = f64::from_be_bytes(value.get(2..10)?.try_into().ok()?);
+    let name = String::from_utf8(value.get(10..)?.to_vec()).ok()?;
+    Some(TrialSummary {
+        name,
+        index,
+        state,
+        objective: has_objective.then_some(objective),
+    })
 }
 
 /// Flipping the sign bit makes big-endian byte order match numeric order for negative steps too.

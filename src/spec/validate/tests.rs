@@ -965,11 +965,11 @@ fn lists_take_no_distribution_but_uniform() {
 
 #[test]
 fn collector_kinds_not_built_yet_are_refused() {
-    for kind in ["TensorFlowEvent", "PrometheusMetric", "Custom", "Push"] {
+    for kind in ["TensorFlowEvent", "PrometheusMetric", "Custom"] {
         let err = refused(
             |e| collector(e, kind, None),
             "spec.metricsCollectorSpec.collector.kind",
-            "not built yet in Sextant; available now: StdOut, File, None",
+            "not built yet in Sextant; available now: StdOut, File, None, Push",
         );
         assert_eq!(err.value, kind);
     }
@@ -980,10 +980,21 @@ fn unknown_collector_kind_lists_the_accepted_ones() {
     refused(
         |e| collector(e, "Stdout", None),
         "spec.metricsCollectorSpec.collector.kind",
-        "accepted: StdOut, File, None",
+        "accepted: StdOut, File, None, Push",
     );
     let checked = accepted(|e| collector(e, "None", None));
     assert_eq!(checked.collector, Collector::None);
+}
+
+#[test]
+fn push_collector_is_accepted_and_refuses_a_filter() {
+    let checked = accepted(|e| collector(e, "Push", None));
+    assert_eq!(checked.collector, Collector::Push);
+    refused(
+        |e| collector(e, "Push", Some(filter_source(&[r"(\w+)=(\d+)"]))),
+        "spec.metricsCollectorSpec.source.filter",
+        "the trial sends its metrics itself",
+    );
 }
 
 #[test]
