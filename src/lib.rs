@@ -4,6 +4,7 @@
 //! validated experiment; [`store`] keeps everything in sled; [`controller`] decides what happens next;
 //! [`runtime`] carries the decisions out; [`cli`] is how people drive it.
 
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod controller;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controller::policy::{self, TrialCounts};
 use crate::spec::{Direction, ParameterAssignment};
-use crate::store::{ExperimentRecord, TrialRecord};
+use crate::store::{ExperimentRecord, Store, StoreError, TrialRecord};
 
 /// An experiment as scripts see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,5 +97,49 @@ impl ExperimentView {
             completed: record.completed,
         }
     }
+
+    /// The view read from the store's trial summaries: only the best trial's full record is
+    /// decoded, so it stays cheap for experiments with thousands of trials.
+    pub fn from_store(store: &Store, record: &ExperimentRecord) -> Result<ExperimentView, StoreError> {
+        let summaries = store.trial_summaries(&record.name)?;
+        let direction = direction_of(record);
+        let mut counts = TrialCounts::default();
+        let mut best: Option<(&str, f64)> = None;
+        for summary in &summaries {
+            counts.add(summary.state);
+            let Some(value) = summary.objective else {
+                continue;
+            };
+            let better = best.is_none_or(|(_, current)| match direction {
+                Direction::Minimize => value < current,
+                Direction::Maximize => value > current,
+            });
+            if better {
+                best = Some((&summary.name, value));
+            }
+        }
+        let best_record = match best {
+            Some((name, _)) => store.trials_named(&record.name, &[name])?.pop(),
+            None => None,
+        };
+        let mut view = ExperimentView::new(record, &[]);
+        view.trials = CountsView {
+            total: summaries.len(),
+            by_state: counts,
+        };
+        view.current_optimal_trial = best_record.map(|b| BestView {
+            best_trial_name: b.name.clone(),
+            objective: b.objective.unwrap_or_default(),
+            parameter_assignments: b.assignments.clone(),
+        });
+        Ok(view)
+    }
 }
 
+/// The direction of a stored experiment's objective.
+pub fn direction_of(record: &ExperimentRecord) -> Direction {
+    match record.experiment.spec.objective.as_ref() {
+        Some(o) if o.objective_type == "minimize" => Direction::Minimize,
+        _ => Direction::Maximize,
+    }
+}

@@ -56,7 +56,7 @@ pub enum Command {
     /// Remove an experiment with its trials, metrics and logs.
     #[command(subcommand)]
     Delete(delete::DeleteCommand),
-    /// Serve the HTTP API (today: the suggestion API).
+    /// Run a server: submitted experiments, the experiments/trials/metrics API, suggestions.
     Serve(serve::ServeArgs),
     /// Measure Sextant itself.
     #[command(subcommand)]
@@ -74,7 +74,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Metrics(args) => metrics::run(args, &data_dir),
         Command::Best(args) => best::run(args, &data_dir),
         Command::Delete(command) => delete::run(command, &data_dir),
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(args, &data_dir).await,
         Command::Bench(command) => bench::run(command, &data_dir).await,
     }
 }

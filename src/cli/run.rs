@@ -13,9 +13,8 @@ use crate::controller::driver::{Driver, Progress, Reporter, RunOutcome};
 use crate::controller::policy::{self, TrialCounts};
 use crate::controller::resume::{Prepared, prepare};
 use crate::runtime::gpu::{GpuPool, parse_gpu_list};
-use crate::runtime::local::{LocalConfig, LocalRuntime};
-use crate::spec::template::primary_container;
-use crate::spec::{self, CheckedExperiment, Collector, Direction, MetricStrategyKind};
+use crate::runtime::local::{LocalConfig, LocalRuntime, admit};
+use crate::spec::{self, CheckedExperiment, Direction, MetricStrategyKind};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, TrialRecord, TrialState};
 
 /// Arguments of `sextant run`.
@@ -49,43 +48,8 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         }
         None => GpuPool::detect(),
     };
-    let primary_name = checked
-        .template
-        .primary_container_name
-        .clone()
-        .unwrap_or_default();
-    let template_container = checked
-        .template
-        .trial_spec
-        .as_ref()
-        .map(|spec| primary_container(spec, &primary_name))
-        .transpose()
-        .map_err(|e| CliError::input(format!("{}: spec.trialTemplate: {e}", args.file.display())))?
-        .unwrap_or_default();
-    if template_container.gpus as usize > gpus.total() {
-        return Err(CliError::input(format!(
-            "the trial template asks for {} GPU(s) (resources.limits[\"nvidia.com/gpu\"] of container {:?}) but this machine has {} \
-             ({}); lower the limit, or pass --gpus with the devices to use",
-            template_container.gpus,
-            primary_name,
-            gpus.total(),
-            if args.gpus.is_some() {
-                "from --gpus"
-            } else {
-                "from `nvidia-smi -L`"
-            }
-        )));
-    }
-
-    if let Collector::File { path, .. } = &checked.collector
-        && checked.parallel_trial_count > 1
-    {
-        return Err(CliError::input(format!(
-            "{}: spec.metricsCollectorSpec: the File collector reads {path:?}, which parallel local trials would \
-             all write; set spec.parallelTrialCount to 1, or collect from StdOut",
-            args.file.display()
-        )));
-    }
+    let template_container = admit(&checked, &gpus, args.gpus.is_some())
+        .map_err(|e| CliError::input(format!("{}: {e}", args.file.display())))?;
     let store = open_store(data_dir)?;
     let record = match prepare(&store, &checked, Some(file.clone()), work_dir.clone())? {
         Prepared::Run(record) => record,

@@ -5,3 +5,4 @@ pub mod driver;
 pub mod metrics;
 pub mod policy;
 pub mod resume;
+pub mod supervisor;

@@ -49,18 +49,23 @@ impl TrialCounts {
     pub fn of(trials: &[TrialRecord]) -> TrialCounts {
         let mut counts = TrialCounts::default();
         for trial in trials {
-            let slot = match trial.state {
-                TrialState::Pending => &mut counts.pending,
-                TrialState::Running => &mut counts.running,
-                TrialState::Succeeded => &mut counts.succeeded,
-                TrialState::Failed => &mut counts.failed,
-                TrialState::MetricsUnavailable => &mut counts.metrics_unavailable,
-                TrialState::EarlyStopped => &mut counts.early_stopped,
-                TrialState::Killed => &mut counts.killed,
-            };
-            *slot += 1;
+            counts.add(trial.state);
         }
         counts
+    }
+
+    /// Counts one more trial in `state`.
+    pub fn add(&mut self, state: TrialState) {
+        let slot = match state {
+            TrialState::Pending => &mut self.pending,
+            TrialState::Running => &mut self.running,
+            TrialState::Succeeded => &mut self.succeeded,
+            TrialState::Failed => &mut self.failed,
+            TrialState::MetricsUnavailable => &mut self.metrics_unavailable,
+            TrialState::EarlyStopped => &mut self.early_stopped,
+            TrialState::Killed => &mut self.killed,
+        };
+        *slot += 1;
     }
 
     /// Pending + running.

@@ -21,7 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::gpu::GpuPool;
 use super::{ExitOutcome, RuntimeEvent, StartError, StartedTrial, TrialRuntime};
 use crate::spec::template::{PrimaryContainer, primary_container};
-use crate::spec::{Collector, FileFormat};
+use crate::spec::{CheckedExperiment, Collector, FileFormat};
 use crate::store::TrialRecord;
 
 /// Time a trial gets between SIGTERM and SIGKILL. Kubernetes' default termination grace period is
@@ -49,6 +49,51 @@ pub struct LocalConfig {
     pub experiment: String,
     /// Where trials push metrics (`http://127.0.0.1:6789`), when a server takes pushes.
     pub endpoint: Option<String>,
+}
+
+/// Checks that an experiment can run here as local processes with these GPUs; returns its
+/// template's primary container (what each trial needs). `gpus_from_flag` only shapes the message.
+pub fn admit(
+    checked: &CheckedExperiment,
+    gpus: &GpuPool,
+    gpus_from_flag: bool,
+) -> Result<PrimaryContainer, String> {
+    let primary_name = checked
+        .template
+        .primary_container_name
+        .clone()
+        .unwrap_or_default();
+    let container = checked
+        .template
+        .trial_spec
+        .as_ref()
+        .map(|spec| primary_container(spec, &primary_name))
+        .transpose()
+        .map_err(|e| format!("spec.trialTemplate: {e}"))?
+        .unwrap_or_default();
+    if container.gpus as usize > gpus.total() {
+        return Err(format!(
+            "the trial template asks for {} GPU(s) (resources.limits[\"nvidia.com/gpu\"] of container {:?}) but this machine has {} \
+             ({}); lower the limit, or pass --gpus with the devices to use",
+            container.gpus,
+            primary_name,
+            gpus.total(),
+            if gpus_from_flag {
+                "from --gpus"
+            } else {
+                "from `nvidia-smi -L`"
+            }
+        ));
+    }
+    if let Collector::File { path, .. } = &checked.collector
+        && checked.parallel_trial_count > 1
+    {
+        return Err(format!(
+            "spec.metricsCollectorSpec: the File collector reads {path:?}, which parallel local trials would \
+             all write; set spec.parallelTrialCount to 1, or collect from StdOut"
+        ));
+    }
+    Ok(container)
 }
 
 /// The local runtime.

@@ -13,7 +13,8 @@
 //! - `trial_summaries`: `experiment \0 index (u64 BE)` → state, objective and name of a trial
 //!   ([`TrialSummary`], a few bytes), written with every trial, so listing, counting and sorting
 //!   10,000 trials decodes no JSON
-//! - `trial_tokens`: trial name → the token that trial pushes its metrics with (never served)
+//! - `trial_tokens` / `token_owners`: trial name ↔ the token that trial pushes its metrics with
+//!   (never served; the reverse map tells "another trial's token" from "no token at all")
 //!
 //! sled writes are durable only after a flush (it fsyncs in the background every 500 ms otherwise),
 //! so callers call [`Store::flush`] before they report anything as done.
@@ -90,6 +91,7 @@ pub struct Store {
     engine_state: sled::Tree,
     trial_summaries: sled::Tree,
     trial_tokens: sled::Tree,
+    token_owners: sled::Tree,
 }
 
 /// What listing and ranking trials needs of each, kept beside the full record.
@@ -137,6 +139,7 @@ impl Store {
             engine_state: db.open_tree("engine_state")?,
             trial_summaries: db.open_tree("trial_summaries")?,
             trial_tokens: db.open_tree("trial_tokens")?,
+            token_owners: db.open_tree("token_owners")?,
             db,
         })
     }
@@ -186,7 +189,9 @@ impl Store {
         for trial in &trials {
             self.delete_observations(trial.uid)?;
             self.trial_index.remove(trial.name.as_bytes())?;
-            self.trial_tokens.remove(trial.name.as_bytes())?;
+            if let Some(token) = self.trial_tokens.remove(trial.name.as_bytes())? {
+                self.token_owners.remove(token)?;
+            }
             self.trial_summaries
                 .remove(summary_key(name, trial.index))?;
             self.trials.remove(trial_key(name, &trial.name))?;
@@ -251,7 +256,17 @@ impl Store {
     pub fn put_trial_token(&self, trial: &str, token: &str) -> Result<(), StoreError> {
         self.trial_tokens
             .insert(trial.as_bytes(), token.as_bytes())?;
+        self.token_owners
+            .insert(token.as_bytes(), trial.as_bytes())?;
         Ok(())
+    }
+
+    /// The trial a token belongs to, if any.
+    pub fn token_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .token_owners
+            .get(token.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// The token of a trial, if it has one.
