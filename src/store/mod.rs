@@ -129,7 +129,7 @@ impl Store {
                 other => break other?,
             }
         };
-        Ok(Store {
+        let store = Store {
             experiments: db.open_tree("experiments")?,
             trials: db.open_tree("trials")?,
             trial_index: db.open_tree("trial_index")?,
@@ -141,7 +141,25 @@ impl Store {
             trial_tokens: db.open_tree("trial_tokens")?,
             token_owners: db.open_tree("token_owners")?,
             db,
-        })
+        };
+        store.backfill_trial_summaries()?;
+        Ok(store)
+    }
+
+    /// Stores written before trial summaries existed get them from their trial records once.
+    fn backfill_trial_summaries(&self) -> Result<(), StoreError> {
+        if !self.trial_summaries.is_empty() || self.trials.is_empty() {
+            return Ok(());
+        }
+        for kv in self.trials.iter() {
+            let (key, value) = kv?;
+            let record: TrialRecord = decode(&String::from_utf8_lossy(&key), &value)?;
+            self.trial_summaries.insert(
+                summary_key(&record.experiment, record.index),
+                encode_summary(&record),
+            )?;
+        }
+        self.flush()
     }
 
     /// Makes everything written so far durable.
@@ -555,6 +573,118 @@ mod tests {
         assert_eq!(loss, vec![(-1, 0.9), (3, 0.3), (10, 0.1)]);
         assert_eq!(store.observations(7, None).unwrap().len(), 4);
         assert_eq!(store.observations(7, Some("missing")).unwrap(), vec![]);
+    }
+
+    fn trial(
+        experiment: &str,
+        index: u64,
+        state: TrialState,
+        objective: Option<f64>,
+    ) -> TrialRecord {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        TrialRecord {
+            name: format!("{experiment}-{:04}", index + 1),
+            experiment: experiment.into(),
+            index,
+            uid: index,
+            assignments: vec![],
+            state,
+            reason: String::new(),
+            message: String::new(),
+            events: vec![],
+            created: now,
+            started: None,
+            finished: None,
+            log_path: "x.log".into(),
+            pid: None,
+            exit_code: None,
+            gpus: vec![],
+            metrics: vec![],
+            objective,
+        }
+    }
+
+    #[test]
+    fn trial_summaries_follow_every_write_in_index_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Index 300 sorts after 2 only with big-endian keys.
+        store
+            .put_trial(&trial("e", 300, TrialState::Running, None))
+            .unwrap();
+        store
+            .put_trial(&trial("e", 2, TrialState::Succeeded, Some(-0.5)))
+            .unwrap();
+        store
+            .put_trial(&trial("e-x", 0, TrialState::Failed, None))
+            .unwrap();
+        store
+            .put_trial(&trial("e", 300, TrialState::Succeeded, Some(0.25)))
+            .unwrap();
+        let summaries = store.trial_summaries("e").unwrap();
+        assert_eq!(
+            summaries,
+            vec![
+                TrialSummary {
+                    name: "e-0003".into(),
+                    index: 2,
+                    state: TrialState::Succeeded,
+                    objective: Some(-0.5)
+                },
+                TrialSummary {
+                    name: "e-0301".into(),
+                    index: 300,
+                    state: TrialState::Succeeded,
+                    objective: Some(0.25)
+                },
+            ]
+        );
+        store.delete_experiment("e").unwrap();
+        assert!(store.trial_summaries("e").unwrap().is_empty());
+        assert_eq!(store.trial_summaries("e-x").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_store_from_before_trial_summaries_gets_them_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .put_trial(&trial("old", 0, TrialState::Succeeded, Some(0.9)))
+                .unwrap();
+            store
+                .put_trial(&trial("old", 1, TrialState::Failed, None))
+                .unwrap();
+            // What an older version left: records without summaries.
+            store.trial_summaries.clear().unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let summaries = store.trial_summaries("old").unwrap();
+        assert_eq!(summaries.len(), 2);
+        assert_eq!(summaries[0].objective, Some(0.9));
+        assert_eq!(summaries[1].state, TrialState::Failed);
+    }
+
+    #[test]
+    fn tokens_map_both_ways_and_go_with_their_experiment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .put_trial(&trial("e", 0, TrialState::Running, None))
+            .unwrap();
+        store.put_trial_token("e-0001", "secret").unwrap();
+        assert_eq!(
+            store.trial_token("e-0001").unwrap().as_deref(),
+            Some("secret")
+        );
+        assert_eq!(
+            store.token_owner("secret").unwrap().as_deref(),
+            Some("e-0001")
+        );
+        store.delete_experiment("e").unwrap();
+        assert_eq!(store.trial_token("e-0001").unwrap(), None);
+        assert_eq!(store.token_owner("secret").unwrap(), None);
     }
 
     #[test]
