@@ -100,7 +100,10 @@ impl ExperimentView {
 
     /// The view read from the store's trial summaries: only the best trial's full record is
     /// decoded, so it stays cheap for experiments with thousands of trials.
-    pub fn from_store(store: &Store, record: &ExperimentRecord) -> Result<ExperimentView, StoreError> {
+    pub fn from_store(
+        store: &Store,
+        record: &ExperimentRecord,
+    ) -> Result<ExperimentView, StoreError> {
         let summaries = store.trial_summaries(&record.name)?;
         let direction = direction_of(record);
         let mut counts = TrialCounts::default();

@@ -4,7 +4,7 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-use super::{AppState, ApiError};
+use super::{ApiError, AppState};
 use crate::auth::tokens_match;
 use crate::store::TrialRecord;
 
@@ -17,7 +17,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .to_str()
         .map_err(|_| ApiError::unauthenticated("the Authorization header is not ASCII"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
         _ => Err(ApiError::unauthenticated(
@@ -57,7 +59,11 @@ pub fn require_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErro
 }
 
 /// A push for `trial` needs that trial's token (or the admin token).
-pub fn require_trial(state: &AppState, headers: &HeaderMap, trial: &TrialRecord) -> Result<(), ApiError> {
+pub fn require_trial(
+    state: &AppState,
+    headers: &HeaderMap,
+    trial: &TrialRecord,
+) -> Result<(), ApiError> {
     let Some(token) = bearer(headers)? else {
         return Err(ApiError::unauthenticated(format!(
             "pushing metrics for trial {} needs its token: send `Authorization: Bearer $SEXTANT_TOKEN` \

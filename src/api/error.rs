@@ -45,7 +45,11 @@ impl ApiError {
                     .join("; ");
                 ApiError {
                     field: problems.first().map(|p| p.path.clone()),
-                    details: if problems.len() > 1 { problems } else { Vec::new() },
+                    details: if problems.len() > 1 {
+                        problems
+                    } else {
+                        Vec::new()
+                    },
                     ..Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
                 }
             }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::access::{require_admin, require_read};
-use super::{AppState, ApiError, body_text};
+use super::{ApiError, AppState, body_text};
 use crate::controller::resume::{PrepareError, Prepared, prepare};
 use crate::spec;
 use crate::store::ExperimentRecord;
@@ -181,11 +181,7 @@ pub async fn delete(
     state.supervisor().stop(&name).await;
     let store = state.store();
     store.delete_experiment(&name)?;
-    state
-        .commit()
-        .durable()
-        .await
-        .map_err(ApiError::internal)?;
+    state.commit().durable().await.map_err(ApiError::internal)?;
     state.supervisor().remove_logs(&name);
     Ok(Json(serde_json::json!({ "deleted": name })))
 }

@@ -14,7 +14,7 @@ use sextant_collector::Observation;
 use super::access::{require_read, require_trial};
 use super::downsample::lttb;
 use super::trials::find_trial;
-use super::{AppState, ApiError};
+use super::{ApiError, AppState};
 
 /// Most points one push may carry.
 pub const MAX_POINTS_PER_PUSH: usize = 10_000;
@@ -86,7 +86,10 @@ pub async fn read(
     let from = step("fromStep")?.unwrap_or(i64::MIN);
     let to = step("toStep")?.unwrap_or(i64::MAX);
     if from > to {
-        return Err(ApiError::invalid("fromStep", format!("fromStep {from} is after toStep {to}")));
+        return Err(ApiError::invalid(
+            "fromStep",
+            format!("fromStep {from} is after toStep {to}"),
+        ));
     }
     let max_points = query
         .get("maxPoints")
@@ -95,7 +98,10 @@ pub async fn read(
                 .ok()
                 .filter(|n| (2..=MAX_READ_POINTS).contains(n))
                 .ok_or_else(|| {
-                    ApiError::invalid("maxPoints", format!("{v:?}: a whole number from 2 to {MAX_READ_POINTS}"))
+                    ApiError::invalid(
+                        "maxPoints",
+                        format!("{v:?}: a whole number from 2 to {MAX_READ_POINTS}"),
+                    )
                 })
         })
         .transpose()?;
@@ -105,7 +111,10 @@ pub async fn read(
         .observations(record.uid, query.get("metric").map(String::as_str))?;
     let mut metrics: Vec<Series> = Vec::new();
     for point in points.into_iter().filter(|p| (from..=to).contains(&p.step)) {
-        if metrics.last().is_none_or(|s| s.metric_name != point.metric_name) {
+        if metrics
+            .last()
+            .is_none_or(|s| s.metric_name != point.metric_name)
+        {
             metrics.push(Series {
                 metric_name: point.metric_name.clone(),
                 total_points: 0,
@@ -251,11 +260,9 @@ pub async fn push(
     let accepted = points.len();
     if accepted > 0 {
         state.store().put_observations(record.uid, &points)?;
-        state
-            .commit()
-            .durable()
-            .await
-            .map_err(|e| ApiError::internal(format!("the points could not be made durable: {e}")))?;
+        state.commit().durable().await.map_err(|e| {
+            ApiError::internal(format!("the points could not be made durable: {e}"))
+        })?;
         state.telemetry().ingested(accepted);
         state.supervisor().pushed(&record, points)?;
     }

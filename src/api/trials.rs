@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{require_admin, require_read};
 use super::experiments::not_found;
-use super::{AppState, ApiError};
+use super::{ApiError, AppState};
 use crate::spec::Direction;
 use crate::store::{TrialRecord, TrialState, TrialSummary};
 use crate::view::direction_of;
@@ -82,7 +82,9 @@ fn parse_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
                     other => {
                         return Err(ApiError::invalid(
                             "sort",
-                            format!("{other:?}: accepted: index (creation order), objective (best first)"),
+                            format!(
+                                "{other:?}: accepted: index (creation order), objective (best first)"
+                            ),
                         ));
                     }
                 }
@@ -93,7 +95,10 @@ fn parse_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
                     .ok()
                     .filter(|n| (1..=MAX_PAGE).contains(n))
                     .ok_or_else(|| {
-                        ApiError::invalid("limit", format!("{value:?}: a whole number from 1 to {MAX_PAGE}"))
+                        ApiError::invalid(
+                            "limit",
+                            format!("{value:?}: a whole number from 1 to {MAX_PAGE}"),
+                        )
                     })?;
             }
             "offset" => {
@@ -113,7 +118,11 @@ fn parse_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
 }
 
 /// The summaries matching a listing, in its order.
-fn select(mut summaries: Vec<TrialSummary>, query: &ListQuery, direction: Direction) -> Vec<TrialSummary> {
+fn select(
+    mut summaries: Vec<TrialSummary>,
+    query: &ListQuery,
+    direction: Direction,
+) -> Vec<TrialSummary> {
     if let Some(state) = query.state {
         summaries.retain(|s| s.state == state);
     }
@@ -163,7 +172,11 @@ pub async fn list(
 }
 
 /// A trial of an experiment, or 404 saying which is missing.
-pub(crate) fn find_trial(state: &AppState, experiment: &str, trial: &str) -> Result<TrialRecord, ApiError> {
+pub(crate) fn find_trial(
+    state: &AppState,
+    experiment: &str,
+    trial: &str,
+) -> Result<TrialRecord, ApiError> {
     let store = state.store();
     if store.experiment(experiment)?.is_none() {
         return Err(not_found(state, experiment));
@@ -233,8 +246,14 @@ mod tests {
             offset: 0,
         };
         let names = |v: Vec<TrialSummary>| v.into_iter().map(|s| s.index).collect::<Vec<_>>();
-        assert_eq!(names(select(all.clone(), &query, Direction::Maximize)), [2, 0, 3, 1]);
-        assert_eq!(names(select(all.clone(), &query, Direction::Minimize)), [3, 0, 2, 1]);
+        assert_eq!(
+            names(select(all.clone(), &query, Direction::Maximize)),
+            [2, 0, 3, 1]
+        );
+        assert_eq!(
+            names(select(all.clone(), &query, Direction::Minimize)),
+            [3, 0, 2, 1]
+        );
         let failed = ListQuery {
             state: Some(TrialState::Failed),
             sort: Sort::Index,

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use super::output::{OutputFormat, Table, number, print_structured, write_stdout};
 use super::{CliError, OutputArgs, open_store};
-pub use crate::view::{BestView, CountsView, ExperimentView};
 use crate::store::{ExperimentRecord, Store, TrialRecord, TrialState};
+pub use crate::view::{BestView, CountsView, ExperimentView};
 
 /// `sextant get ...`.
 #[derive(Debug, clap::Subcommand)]

@@ -26,7 +26,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// The admin token (create, stop and delete experiments).
-    #[arg(long, env = "SEXTANT_ADMIN_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "SEXTANT_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub admin_token: Option<String>,
     /// Read the admin token from this file [default: SEXTANT_ADMIN_TOKEN, else DATA_DIR/admin-token,
     /// generated on first start].
@@ -78,14 +83,22 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
             auth_reads: args.auth_reads,
         },
     );
-    let router = api::router(state.clone(), Duration::from_secs(args.request_timeout.max(1)));
+    let router = api::router(
+        state.clone(),
+        Duration::from_secs(args.request_timeout.max(1)),
+    );
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, router, async move {
         let _ = server_stopped.await;
     }));
-    let resumed = supervisor.resume_all().map_err(|e| CliError::failed(e.to_string()))?;
+    let resumed = supervisor
+        .resume_all()
+        .map_err(|e| CliError::failed(e.to_string()))?;
     state.set_ready();
-    eprintln!("sextant: serving on http://{address} (data in {})", data_dir.display());
+    eprintln!(
+        "sextant: serving on http://{address} (data in {})",
+        data_dir.display()
+    );
     eprintln!("sextant: {token_note}");
     if resumed > 0 {
         eprintln!("sextant: resumed {resumed} unfinished experiment(s)");
@@ -102,7 +115,9 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
             };
         }
     }
-    eprintln!("sextant: stopping; running trials are stopped and their experiments resume at the next start");
+    eprintln!(
+        "sextant: stopping; running trials are stopped and their experiments resume at the next start"
+    );
     supervisor.shutdown().await;
     let _ = stop_server.send(());
     store.flush()?;
@@ -124,12 +139,23 @@ fn trial_endpoint(address: SocketAddr) -> String {
 
 /// The admin token and a line saying where it came from.
 fn admin_token(args: &ServeArgs, data_dir: &Path) -> Result<(String, String), CliError> {
-    if let Some(token) = args.admin_token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        return Ok((token.to_string(), "admin token from SEXTANT_ADMIN_TOKEN".into()));
+    if let Some(token) = args
+        .admin_token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        return Ok((
+            token.to_string(),
+            "admin token from SEXTANT_ADMIN_TOKEN".into(),
+        ));
     }
     if let Some(file) = &args.admin_token_file {
         let token = read_token(file)?.ok_or_else(|| {
-            CliError::input(format!("--admin-token-file {}: the file is empty", file.display()))
+            CliError::input(format!(
+                "--admin-token-file {}: the file is empty",
+                file.display()
+            ))
         })?;
         return Ok((token, format!("admin token from {}", file.display())));
     }
@@ -152,7 +178,10 @@ fn read_token(file: &Path) -> Result<Option<String>, CliError> {
     match std::fs::read_to_string(file) {
         Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::input(format!("cannot read {}: {e}", file.display()))),
+        Err(e) => Err(CliError::input(format!(
+            "cannot read {}: {e}",
+            file.display()
+        ))),
     }
 }
 
@@ -181,8 +210,17 @@ mod tests {
 
     #[test]
     fn wildcard_addresses_are_reached_through_loopback() {
-        assert_eq!(trial_endpoint("0.0.0.0:6789".parse().unwrap()), "http://127.0.0.1:6789");
-        assert_eq!(trial_endpoint("[::]:80".parse().unwrap()), "http://[::1]:80");
-        assert_eq!(trial_endpoint("10.1.2.3:5".parse().unwrap()), "http://10.1.2.3:5");
+        assert_eq!(
+            trial_endpoint("0.0.0.0:6789".parse().unwrap()),
+            "http://127.0.0.1:6789"
+        );
+        assert_eq!(
+            trial_endpoint("[::]:80".parse().unwrap()),
+            "http://[::1]:80"
+        );
+        assert_eq!(
+            trial_endpoint("10.1.2.3:5".parse().unwrap()),
+            "http://10.1.2.3:5"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub fn refresh_finished_trial(
 ) -> Result<(), StoreError> {
     let points = store.observations(trial.uid, None)?;
     trial.metrics = summarize(&points);
-    if matches!(trial.state, TrialState::Succeeded | TrialState::EarlyStopped) {
+    if matches!(
+        trial.state,
+        TrialState::Succeeded | TrialState::EarlyStopped
+    ) {
         trial.objective = objective_value(objective, &trial.metrics).or(trial.objective);
     }
     store.put_trial(trial)

@@ -104,7 +104,8 @@ impl Supervisor {
         checked: CheckedExperiment,
         record: ExperimentRecord,
     ) -> Result<(), SuperviseError> {
-        let container = admit(&checked, &self.inner.gpus, false).map_err(SuperviseError::Refused)?;
+        let container =
+            admit(&checked, &self.inner.gpus, false).map_err(SuperviseError::Refused)?;
         let log_dir = self.inner.data_dir.join("logs").join(&record.name);
         std::fs::create_dir_all(&log_dir).map_err(|e| {
             SuperviseError::Refused(format!(
@@ -163,23 +164,16 @@ impl Supervisor {
                     }
                 }
             };
-            let result = match Driver::new(
-                &store,
-                checked,
-                record,
-                engine,
-                runtime,
-                events_rx,
-                log_dir,
-            ) {
-                Ok(driver) => {
-                    driver
-                        .with_commands(commands_rx)
-                        .run(shutdown, &mut LogReporter)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
+            let result =
+                match Driver::new(&store, checked, record, engine, runtime, events_rx, log_dir) {
+                    Ok(driver) => {
+                        driver
+                            .with_commands(commands_rx)
+                            .run(shutdown, &mut LogReporter)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
             supervisor.finished(&task_name, result);
         });
         running.insert(
@@ -199,14 +193,16 @@ impl Supervisor {
         name: &str,
         result: Result<(RunOutcome, ExperimentRecord), super::driver::DriverError>,
     ) {
-        let cause = self
-            .running()
-            .get(name)
-            .and_then(|r| *r.stop.borrow());
+        let cause = self.running().get(name).and_then(|r| *r.stop.borrow());
         let store = &self.inner.store;
         match result {
             Ok((RunOutcome::Completed(completion), record)) => {
-                tracing::info!(experiment = name, reason = completion.reason(), "experiment completed: {}", record.message);
+                tracing::info!(
+                    experiment = name,
+                    reason = completion.reason(),
+                    "experiment completed: {}",
+                    record.message
+                );
             }
             Ok((RunOutcome::Interrupted, mut record)) => {
                 if cause == Some(StopCause::Request) {

@@ -52,7 +52,8 @@ pub const RESUME_POLICIES: &[&str] = &["Never", "LongRunning", "FromVolume"];
 pub const AVAILABLE_COLLECTOR_KINDS: &[&str] = &["StdOut", "File", "None", "Push"];
 
 /// Katib collector kinds (common_types.go) that Sextant has not built yet.
-pub const COLLECTOR_KINDS_NOT_YET_BUILT: &[&str] = &["TensorFlowEvent", "PrometheusMetric", "Custom"];
+pub const COLLECTOR_KINDS_NOT_YET_BUILT: &[&str] =
+    &["TensorFlowEvent", "PrometheusMetric", "Custom"];
 
 /// Metric file formats (Katib `TextFormat`, `JsonFormat`, common_types.go).
 pub const FILE_FORMATS: &[&str] = &["TEXT", "JSON"];
