@@ -181,8 +181,17 @@ pub struct PushReply {
 
 /// Parses and checks a push body; every problem names its field.
 fn parse_push(body: &[u8], now: Timestamp) -> Result<Vec<Observation>, ApiError> {
+    // Path tracking costs more than the parse: only a body that fails is parsed again with it.
+    let parsed: PushBody = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        Err(_) => parse_push_tracked(body)?,
+    };
+    check_points(parsed, now)
+}
+
+fn parse_push_tracked(body: &[u8]) -> Result<PushBody, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let parsed: PushBody = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let field = if path == "." || inner.is_syntax() || inner.is_eof() {
@@ -196,7 +205,10 @@ fn parse_push(body: &[u8], now: Timestamp) -> Result<Vec<Observation>, ApiError>
                 "not a valid push body ({inner}); expected {{\"observations\": [{{\"metricName\": \"loss\", \"value\": 0.31, \"step\": 3}}]}}"
             ),
         )
-    })?;
+    })
+}
+
+fn check_points(parsed: PushBody, now: Timestamp) -> Result<Vec<Observation>, ApiError> {
     if parsed.observations.len() > MAX_POINTS_PER_PUSH {
         return Err(ApiError::invalid(
             "observations",

@@ -178,7 +178,7 @@ pub(crate) fn find_trial(
     trial: &str,
 ) -> Result<TrialRecord, ApiError> {
     let store = state.store();
-    if store.experiment(experiment)?.is_none() {
+    if !store.has_experiment(experiment)? {
         return Err(not_found(state, experiment));
     }
     store

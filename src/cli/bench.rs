@@ -48,6 +48,8 @@ pub enum BenchCommand {
         /// The experiment (in --data-dir).
         experiment: String,
     },
+    /// Load on the server's HTTP API over loopback: ingest, trials list, suggestions.
+    Serve(super::bench_serve::BenchServeArgs),
 }
 
 /// Runs `sextant bench`.
@@ -68,6 +70,7 @@ pub async fn run(command: BenchCommand, data_dir: &std::path::Path) -> Result<u8
         BenchCommand::Replay { experiment } => {
             return super::bench_stopping::replay_stored(data_dir, &experiment);
         }
+        BenchCommand::Serve(args) => return super::bench_serve::run(args).await,
     };
     if trials == 0 || parallel == 0 || runs == 0 {
         return Err(CliError::input(

@@ -1,6 +1,7 @@
 //! The `sextant` command line: one module per subcommand.
 
 pub mod bench;
+pub mod bench_serve;
 pub mod bench_stopping;
 pub mod best;
 pub mod delete;

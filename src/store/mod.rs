@@ -92,6 +92,8 @@ pub struct Store {
     trial_summaries: sled::Tree,
     trial_tokens: sled::Tree,
     token_owners: sled::Tree,
+    /// Metric name → id, so pushing a point costs no lookup of its metric in sled.
+    metric_cache: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, [u8; 4]>>>,
 }
 
 /// What listing and ranking trials needs of each, kept beside the full record.
@@ -140,6 +142,7 @@ impl Store {
             trial_summaries: db.open_tree("trial_summaries")?,
             trial_tokens: db.open_tree("trial_tokens")?,
             token_owners: db.open_tree("token_owners")?,
+            metric_cache: Default::default(),
             db,
         };
         store.backfill_trial_summaries()?;
@@ -180,6 +183,11 @@ impl Store {
         self.experiments
             .insert(record.name.as_bytes(), encode(&record.name, record)?)?;
         Ok(())
+    }
+
+    /// True when an experiment of that name is stored (without decoding it).
+    pub fn has_experiment(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.experiments.contains_key(name.as_bytes())?)
     }
 
     /// One experiment.
@@ -409,6 +417,23 @@ impl Store {
     }
 
     fn metric_id(&self, name: &str) -> Result<[u8; 4], StoreError> {
+        if let Some(id) = self
+            .metric_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(*id);
+        }
+        let id = self.stored_metric_id(name)?;
+        self.metric_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn stored_metric_id(&self, name: &str) -> Result<[u8; 4], StoreError> {
         if let Some(id) = self.metric_ids.get(name.as_bytes())? {
             return Ok(id.as_ref().try_into().unwrap_or([0; 4]));
         }
