@@ -19,13 +19,21 @@
 //!   the line, so they stay the ordinal of the value whatever mix of lines a trial prints.
 #![warn(missing_docs)]
 
+mod backoff;
 pub mod json;
+pub mod lines;
 pub mod observation;
+pub mod push;
 mod re2;
+pub mod shipper;
+mod spool;
+pub mod tail;
 pub mod text;
 
 pub use json::{JsonLinesParser, JsonLinesReport, parse_json_lines, parse_json_lines_report};
 pub use observation::Observation;
+pub use push::{PushClient, PushError, PushTarget};
+pub use shipper::{FlushReport, Shipper, ShipperConfig};
 pub use text::{DEFAULT_METRICS_FORMAT, LineParser, parse_text};
 
 /// Keys that carry the step of a line or JSON object, highest precedence first.
