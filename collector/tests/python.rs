@@ -187,3 +187,31 @@ fn without_an_endpoint_the_example_prints_what_the_stdout_collector_reads() {
         .collect();
     assert_eq!(server.delivered_triples(), from_stdout);
 }
+
+#[test]
+fn python_helper_names_a_missing_variable_and_runs_as_a_script() {
+    let server = FakeServer::start();
+    let Some(output) = python(
+        "import os\nos.environ.pop('SEXTANT_TOKEN')\n\
+         from sextant_report import report\nreport(loss=0.5)\n",
+        Some(&server.endpoint()),
+    ) else {
+        return;
+    };
+    assert_output(&output, !output.status.success(), "python fails");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("SEXTANT_TOKEN is not set"), "{stderr}");
+    assert!(server.requests().is_empty());
+
+    // `python sextant_report.py loss=0.2 step=3`, for shell-script trials.
+    let output = Command::new("python3")
+        .arg(examples_dir().join("sextant_report.py"))
+        .args(["loss=0.2", "step=3"])
+        .env("SEXTANT_ENDPOINT", server.endpoint())
+        .env("SEXTANT_TRIAL", TRIAL)
+        .env("SEXTANT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_output(&output, output.status.success(), "the script succeeds");
+    assert_eq!(server.delivered_triples(), [("loss".into(), 0.2, 3)]);
+}

@@ -37,8 +37,9 @@ __all__ = ["report", "SextantReportError"]
 RETRY_DELAYS = (0.2, 0.4, 0.8, 1.6)
 # Seconds to wait for one answer; the server answers after an fsync.
 REQUEST_TIMEOUT = 10
-# Statuses that may succeed when sent again (the server's contract).
-RETRYABLE_STATUSES = {408, 429, 500, 502, 503, 504}
+# Statuses that may succeed when sent again (the server's contract: 408, 429 and 5xx, which say
+# the server, not the request, failed). Every other refusal would be refused again.
+RETRYABLE_STATUSES = frozenset([408, 429]) | frozenset(range(500, 600))
 
 _sequence = {}
 
