@@ -1,8 +1,16 @@
-//! Metrics from a running trial: parsers for Katib's collector formats.
+//! Metrics from a running trial: parsers for Katib's collector formats, and their delivery to a
+//! Sextant server.
 //!
-//! This crate ships into trial pods (as the sidecar binary, later), so it stays small: regex, JSON
-//! and time parsing only. Every value keeps a step (the line's `step=`/`epoch=` when it has one,
-//! otherwise the metric's own sequence number) and a timestamp, so curves exist for early stopping.
+//! This crate ships into trial pods (as the `sextant-collector` binary), so it stays small: regex,
+//! JSON and time parsing, and a blocking plain-http client (`ureq`, no TLS, no async runtime).
+//! Every value keeps a step (the line's `step=`/`epoch=` when it has one, otherwise the metric's
+//! own sequence number) and a timestamp, so curves exist for early stopping.
+//!
+//! - Parsing: [`LineParser`] (Katib's StdOut collector and TEXT files), [`JsonLinesParser`]; input
+//!   arrives through [`lines::LineSplitter`] (a child's output) or [`tail::FileTail`] (a growing
+//!   file).
+//! - Delivery: [`PushClient`] posts batches to `POST /v1/experiments/{e}/trials/{t}/metrics`;
+//!   [`Shipper`] batches, retries, spills to disk past a memory bound, and flushes at the end.
 //!
 //! Three rules hold for every format, and live here so that TEXT and JSON agree on them:
 //!
@@ -19,13 +27,21 @@
 //!   the line, so they stay the ordinal of the value whatever mix of lines a trial prints.
 #![warn(missing_docs)]
 
+mod backoff;
 pub mod json;
+pub mod lines;
 pub mod observation;
+pub mod push;
 mod re2;
+pub mod shipper;
+mod spool;
+pub mod tail;
 pub mod text;
 
 pub use json::{JsonLinesParser, JsonLinesReport, parse_json_lines, parse_json_lines_report};
 pub use observation::Observation;
+pub use push::{PushClient, PushError, PushTarget};
+pub use shipper::{FlushReport, Shipper, ShipperConfig};
 pub use text::{DEFAULT_METRICS_FORMAT, LineParser, parse_text};
 
 /// Keys that carry the step of a line or JSON object, highest precedence first.

@@ -1,0 +1,8 @@
+//! Integration tests: the real `sextant-collector` binary, real child processes, and a fake
+//! Sextant server on a real socket.
+
+mod fixture;
+
+mod file;
+mod output;
+mod python;
