@@ -13,6 +13,9 @@ pub mod series;
 pub mod telemetry;
 pub mod trials;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
