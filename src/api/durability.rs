@@ -54,7 +54,7 @@ impl GroupCommit {
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_concurrent_callers_are_all_answered_and_their_writes_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
