@@ -77,6 +77,9 @@ pub struct ExperimentFile<'a> {
     pub parallel: u32,
     pub max_failed: Option<u32>,
     pub extra_container: &'a str,
+    /// `spec.metricsCollectorSpec` as YAML flow text (e.g. `{collector: {kind: Push}}`); none
+    /// when empty.
+    pub metrics_collector: &'a str,
 }
 
 impl Default for ExperimentFile<'_> {
@@ -93,6 +96,7 @@ impl Default for ExperimentFile<'_> {
             parallel: 2,
             max_failed: None,
             extra_container: "",
+            metrics_collector: "",
         }
     }
 }
@@ -103,6 +107,11 @@ impl ExperimentFile<'_> {
             .max_failed
             .map(|n| format!("  maxFailedTrialCount: {n}\n"))
             .unwrap_or_default();
+        let collector = if self.metrics_collector.is_empty() {
+            String::new()
+        } else {
+            format!("  metricsCollectorSpec: {}\n", self.metrics_collector)
+        };
         format!(
             r#"---
 apiVersion: kubeflow.org/v1beta1
@@ -117,7 +126,7 @@ spec:
     algorithmSettings: {settings}
   maxTrialCount: {max_trials}
   parallelTrialCount: {parallel}
-{max_failed}  parameters: {parameters}
+{max_failed}{collector}  parameters: {parameters}
   trialTemplate:
     primaryContainerName: training-container
     trialParameters: {trial_parameters}
