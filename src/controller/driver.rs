@@ -158,6 +158,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         let now = Timestamp::now();
         for trial in trials.iter_mut().filter(|t| t.state.is_active()) {
             runtime.recover(trial);
+            trial.metrics = metrics::summarize(&store.observations(trial.uid, None)?);
             trial.pid = None;
             trial.finished = Some(now);
             trial.transition(
