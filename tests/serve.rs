@@ -28,7 +28,7 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 const TOKEN_WRITER: &str = r#"[sh, -c, 'echo "$SEXTANT_TOKEN" > "$SEXTANT_TRIAL.tmp" && mv "$SEXTANT_TRIAL.tmp" "$SEXTANT_TRIAL.token"; exec sleep 120 # ${trialParameters.x}']"#;
 
 /// One HTTP/1.1 exchange.
-struct Response {
+pub(crate) struct Response {
     status: u16,
     head: String,
     body: String,
@@ -156,8 +156,8 @@ fn http(address: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     (response.status, response.body)
 }
 
-/// A `sextant serve` child on a free loopback port, with its stderr collected.
-struct Serve {
+/// A `sextant serve` child on a loopback port, with its stderr collected.
+pub(crate) struct Serve {
     child: Option<Child>,
     address: String,
     admin: String,
@@ -167,10 +167,15 @@ struct Serve {
 impl Serve {
     /// Starts `sextant serve` on the workspace's data directory and waits until it serves. The
     /// admin token is the one serve generates into DATA_DIR/admin-token (kept across restarts).
-    fn start(ws: &Workspace) -> Serve {
+    pub(crate) fn start(ws: &Workspace) -> Serve {
+        Serve::start_on(ws, "127.0.0.1:0")
+    }
+
+    /// [`Serve::start`] on a given address (a restarted server that must come back on its port).
+    pub(crate) fn start_on(ws: &Workspace, listen: &str) -> Serve {
         let mut child = ws
             .sextant()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .env_remove("SEXTANT_ADMIN_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -230,11 +235,17 @@ impl Serve {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Response {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Response {
         let authorization = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = authorization
             .as_deref()
@@ -244,14 +255,14 @@ impl Serve {
     }
 
     /// GET, expecting 200 and JSON.
-    fn get(&self, path: &str) -> Value {
+    pub(crate) fn get(&self, path: &str) -> Value {
         let response = self.call("GET", path, None, b"");
         assert_eq!(response.status, 200, "GET {path}: {}", response.body);
         response.json()
     }
 
     /// Submits an experiment whose trials run in `work_dir`; expects 201.
-    fn submit(&self, yaml: &str, work_dir: &Path) -> Value {
+    pub(crate) fn submit(&self, yaml: &str, work_dir: &Path) -> Value {
         let response = self.call(
             "POST",
             &format!("/v1/experiments?workDir={}", work_dir.display()),
@@ -263,7 +274,13 @@ impl Serve {
     }
 
     /// Pushes points for a trial with a token.
-    fn push(&self, experiment: &str, trial: &str, token: Option<&str>, points: Value) -> Response {
+    pub(crate) fn push(
+        &self,
+        experiment: &str,
+        trial: &str,
+        token: Option<&str>,
+        points: Value,
+    ) -> Response {
         self.call(
             "POST",
             &format!("/v1/experiments/{experiment}/trials/{trial}/metrics"),
@@ -273,7 +290,7 @@ impl Serve {
     }
 
     /// GETs `path` until `done` holds, or panics after [`WAIT`] with the last reply and the log.
-    fn poll(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn poll(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
             let response = self.call("GET", path, None, b"");
@@ -291,7 +308,7 @@ impl Serve {
         }
     }
 
-    fn wait_for_phase(&self, name: &str, phase: &str) -> Value {
+    pub(crate) fn wait_for_phase(&self, name: &str, phase: &str) -> Value {
         self.poll(
             &format!("/v1/experiments/{name}"),
             &format!("{name} to be {phase}"),
@@ -300,7 +317,7 @@ impl Serve {
     }
 
     /// Waits until `count` trials of the experiment run; returns them.
-    fn wait_for_running(&self, name: &str, count: u64) -> Vec<Value> {
+    pub(crate) fn wait_for_running(&self, name: &str, count: u64) -> Vec<Value> {
         let page = self.poll(
             &format!("/v1/experiments/{name}/trials?state=Running"),
             &format!("{count} running trials of {name}"),
@@ -309,20 +326,20 @@ impl Serve {
         page["trials"].as_array().unwrap().clone()
     }
 
-    fn pid(&self) -> nix::unistd::Pid {
+    pub(crate) fn pid(&self) -> nix::unistd::Pid {
         let child = self.child.as_ref().expect("serve runs");
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap())
     }
 
     /// SIGKILL, as a crash would.
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let mut child = self.child.take().expect("serve runs");
         child.kill().expect("SIGKILL serve");
         child.wait().unwrap();
     }
 
     /// SIGTERM; returns serve's exit status once it has stopped.
-    fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
         let mut child = self.child.take().expect("serve runs");
         let deadline = Instant::now() + WAIT;

@@ -2,6 +2,7 @@
 
 mod fixture;
 
+mod collector;
 mod digits;
 mod early_stopping;
 mod gpu;

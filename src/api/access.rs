@@ -6,7 +6,6 @@ use axum::http::header::AUTHORIZATION;
 
 use super::{ApiError, AppState};
 use crate::auth::tokens_match;
-use crate::store::TrialRecord;
 
 /// The bearer token of a request, if it sent one.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -59,34 +58,30 @@ pub fn require_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErro
 }
 
 /// A push for `trial` needs that trial's token (or the admin token).
-pub fn require_trial(
-    state: &AppState,
-    headers: &HeaderMap,
-    trial: &TrialRecord,
-) -> Result<(), ApiError> {
+/// Checked before the trial is looked up, so a request without the right token learns nothing
+/// about which experiments and trials exist.
+pub fn require_trial(state: &AppState, headers: &HeaderMap, trial: &str) -> Result<(), ApiError> {
     let Some(token) = bearer(headers)? else {
-        return Err(ApiError::unauthenticated(format!(
-            "pushing metrics for trial {} needs its token: send `Authorization: Bearer $SEXTANT_TOKEN` \
+        // Nothing about the trial (not even whether it exists) goes back without a token.
+        return Err(ApiError::unauthenticated(
+            "pushing a trial's metrics needs its token: send `Authorization: Bearer $SEXTANT_TOKEN` \
              (the trial's process has it in its environment)",
-            trial.name
-        )));
+        ));
     };
     if tokens_match(token, &state.access().admin_token) {
         return Ok(());
     }
-    if let Some(expected) = state.store().trial_token(&trial.name)?
+    if let Some(expected) = state.store().trial_token(trial)?
         && tokens_match(token, &expected)
     {
         return Ok(());
     }
     match state.store().token_owner(token)? {
         Some(owner) => Err(ApiError::forbidden(format!(
-            "this token belongs to trial {owner}; a trial may push only its own metrics, not trial {}'s",
-            trial.name
+            "this token belongs to trial {owner}; a trial may push only its own metrics, not trial {trial}'s"
         ))),
-        None => Err(ApiError::unauthenticated(format!(
-            "the token is not trial {}'s (nor any trial's on this server)",
-            trial.name
-        ))),
+        None => Err(ApiError::unauthenticated(
+            "the token is not this trial's, nor any trial's on this server; use the SEXTANT_TOKEN the trial was given",
+        )),
     }
 }

@@ -266,8 +266,8 @@ pub async fn push(
     Path((name, trial)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<PushReply>, ApiError> {
+    require_trial(&state, &headers, &trial)?;
     let record = find_trial(&state, &name, &trial)?;
-    require_trial(&state, &headers, &record)?;
     let points = parse_push(&body, Timestamp::now())?;
     let accepted = points.len();
     if accepted > 0 {

@@ -95,13 +95,13 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
         .resume_all()
         .map_err(|e| CliError::failed(e.to_string()))?;
     state.set_ready();
-    eprintln!(
-        "sextant: serving on http://{address} (data in {})",
+    say(&format!(
+        "serving on http://{address} (data in {})",
         data_dir.display()
-    );
-    eprintln!("sextant: {token_note}");
+    ));
+    say(&token_note);
     if resumed > 0 {
-        eprintln!("sextant: resumed {resumed} unfinished experiment(s)");
+        say(&format!("resumed {resumed} unfinished experiment(s)"));
     }
 
     tokio::select! {
@@ -115,13 +115,18 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
             };
         }
     }
-    eprintln!(
-        "sextant: stopping; running trials are stopped and their experiments resume at the next start"
-    );
+    say("stopping; running trials are stopped and their experiments resume at the next start");
     supervisor.shutdown().await;
     let _ = stop_server.send(());
     store.flush()?;
     Ok(0)
+}
+
+/// A line for the operator on stderr. A server outlives terminals and log pipes: a closed stderr
+/// must not end it (`eprintln!` would panic), so write errors are ignored.
+fn say(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "sextant: {message}");
 }
 
 /// The address trials push to: a wildcard listen address is reached through loopback.

@@ -626,10 +626,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             .iter()
             .filter(|p| p.metric_name == self.checked.objective.metric)
         {
-            let loss = policy::as_loss(direction, point.value);
-            // Points arrive in step order almost always; keep the curve sorted regardless.
-            let at = curve.partition_point(|&(step, _)| step <= point.step);
-            curve.insert(at, (point.step, loss));
+            add_to_curve(curve, point.step, policy::as_loss(direction, point.value));
         }
         self.apply_early_stopping(i);
         Ok(())
@@ -746,6 +743,16 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
     }
 }
 
+/// Adds a point to a loss curve kept sorted by step. Points arrive in step order almost always; a
+/// step seen again (a re-sent push) replaces its value, as it does in the store.
+fn add_to_curve(curve: &mut Vec<(i64, f64)>, step: i64, loss: f64) {
+    let at = curve.partition_point(|&(s, _)| s <= step);
+    match at.checked_sub(1).map(|i| &mut curve[i]) {
+        Some(last) if last.0 == step => last.1 = loss,
+        _ => curve.insert(at, (step, loss)),
+    }
+}
+
 /// The next command, or never when the driver takes none.
 async fn next_command(commands: &mut Option<UnboundedReceiver<DriverCommand>>) -> DriverCommand {
     match commands {
@@ -787,5 +794,20 @@ fn last_line_hint(log_path: &std::path::Path) -> String {
             format!("; last output: {line:?}")
         }
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_stay_sorted_and_a_repeated_step_replaces_its_value() {
+        let mut curve = Vec::new();
+        for (step, loss) in [(1, 0.9), (3, 0.5), (2, 0.7), (3, 0.4), (0, 1.0)] {
+            add_to_curve(&mut curve, step, loss);
+        }
+        // Regression: a re-sent push used to add step 3 twice, weighting it in the rules.
+        assert_eq!(curve, vec![(0, 1.0), (1, 0.9), (2, 0.7), (3, 0.4)]);
     }
 }
