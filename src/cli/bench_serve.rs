@@ -101,13 +101,19 @@ pub async fn run(args: BenchServeArgs) -> Result<u8, CliError> {
     }));
     let deadline = Duration::from_secs(args.max_seconds.max(1));
 
-    eprintln!("seeding: {} collectors' trials, an experiment with {} trials", args.collectors, args.trials);
+    eprintln!(
+        "seeding: {} collectors' trials, an experiment with {} trials",
+        args.collectors, args.trials
+    );
     let tokens = seed_ingest(&store, args.collectors)?;
     seed_listing(&store, args.trials)?;
     store.flush()?;
 
     let mut table = Table::new(["MEASUREMENT", "LOAD", "RESULT", "p50", "p99", "TARGET"]);
-    eprintln!("ingest: {} collectors × {} pushes × {} points", args.collectors, args.pushes, args.batch);
+    eprintln!(
+        "ingest: {} collectors × {} pushes × {} points",
+        args.collectors, args.pushes, args.batch
+    );
     let ingest = {
         let (base, args) = (base.clone(), args.clone());
         blocking(move || ingest(&base, &tokens, &args, deadline)).await?
@@ -129,7 +135,10 @@ pub async fn run(args: BenchServeArgs) -> Result<u8, CliError> {
     ]);
 
     for (label, query) in [
-        ("trials list, sorted by objective", "?sort=objective&limit=100"),
+        (
+            "trials list, sorted by objective",
+            "?sort=objective&limit=100",
+        ),
         ("trials list, Succeeded only", "?state=Succeeded&limit=100"),
     ] {
         eprintln!("{label}: {} requests", args.list_requests);
@@ -146,7 +155,10 @@ pub async fn run(args: BenchServeArgs) -> Result<u8, CliError> {
         ]);
     }
 
-    eprintln!("suggestion: {} clients × {} calls", args.clients, args.calls);
+    eprintln!(
+        "suggestion: {} clients × {} calls",
+        args.clients, args.calls
+    );
     let suggestion = {
         let (base, args) = (base.clone(), args.clone());
         blocking(move || suggest(&base, &args, deadline)).await?
@@ -197,7 +209,10 @@ fn check_ok(response: &mut ureq::http::Response<ureq::Body>, what: &str) -> Resu
         return Ok(());
     }
     let body = response.body_mut().read_to_string().unwrap_or_default();
-    Err(CliError::failed(format!("{what}: HTTP {}: {body}", response.status())))
+    Err(CliError::failed(format!(
+        "{what}: HTTP {}: {body}",
+        response.status()
+    )))
 }
 
 /// One experiment in phase Running, no driver, one Running trial per collector with a token.

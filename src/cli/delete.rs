@@ -1,8 +1,10 @@
-//! `sextant delete experiment NAME`.
+//! `sextant delete experiment NAME`, in the data directory or on a server (`--server`).
 
 use std::path::Path;
 
+use super::client::ServerClient;
 use super::get::load_experiment;
+use super::source::remote_experiment;
 use super::{CliError, open_store};
 
 /// `sextant delete ...`.
@@ -28,5 +30,19 @@ pub fn run(command: DeleteCommand, data_dir: &Path) -> Result<u8, CliError> {
             .map_err(|e| CliError::failed(format!("cannot remove {}: {e}", logs.display())))?;
     }
     eprintln!("deleted experiment {}", record.name);
+    Ok(0)
+}
+
+/// Runs `sextant delete` against a server (`DELETE /v1/experiments/{name}`, admin).
+pub fn run_remote(command: DeleteCommand, client: &ServerClient) -> Result<u8, CliError> {
+    let DeleteCommand::Experiment { name } = command;
+    // Ask first, so an unknown name lists the known ones, as locally.
+    let detail = remote_experiment(client, &name)?;
+    client.delete_experiment(&detail.experiment.name)?;
+    eprintln!(
+        "deleted experiment {} on server {}",
+        detail.experiment.name,
+        client.base()
+    );
     Ok(0)
 }

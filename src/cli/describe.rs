@@ -1,12 +1,13 @@
-//! `sextant describe experiment|trial NAME`.
+//! `sextant describe experiment|trial NAME`, from the local store or a server.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::get::{ExperimentView, load_experiment};
-use super::output::{OutputFormat, number, print_structured, write_stdout};
-use super::{CliError, OutputArgs, open_store};
+use super::get::ExperimentView;
+use super::output::{OutputFormat, number, structured_text, write_stdout};
+use super::source::RecordSource;
+use super::{CliError, OutputArgs};
 use crate::store::{ExperimentRecord, TrialRecord};
 
 /// `sextant describe ...`.
@@ -41,37 +42,45 @@ struct ExperimentDescription<'a> {
 }
 
 /// Runs `sextant describe`.
-pub fn run(command: DescribeCommand, data_dir: &Path) -> Result<u8, CliError> {
-    let store = open_store(data_dir)?;
-    match command {
+pub fn run(command: DescribeCommand, source: &RecordSource) -> Result<u8, CliError> {
+    let text = match command {
         DescribeCommand::Experiment { name, output } => {
-            let record = load_experiment(&store, &name)?;
-            let trials = store.trials(&record.name)?;
-            let view = ExperimentView::new(&record, &trials);
-            if output.format != OutputFormat::Table {
-                let description = ExperimentDescription {
-                    view,
-                    spec: &record.experiment.spec,
-                    source_file: record.source_file.as_deref(),
-                    seed: record.seed,
-                };
-                print_structured(output.format, &description)?;
-            } else {
-                write_stdout(&describe_experiment(&record, &view))?;
-            }
+            let (record, view) = source.experiment(&name)?;
+            render_experiment(&record, view, output.format)?
         }
         DescribeCommand::Trial { name, output } => {
-            let trial = store.trial(&name)?.ok_or_else(|| {
-                CliError::input(format!("no trial {name:?} in this data directory; list them with `sextant get trials EXPERIMENT`"))
-            })?;
-            if output.format != OutputFormat::Table {
-                print_structured(output.format, &trial)?;
-            } else {
-                write_stdout(&describe_trial(&trial))?;
-            }
+            render_trial(&source.trial(&name)?, output.format)?
         }
-    }
+    };
+    write_stdout(&text)?;
     Ok(0)
+}
+
+/// `describe experiment` output.
+pub fn render_experiment(
+    record: &ExperimentRecord,
+    view: ExperimentView,
+    format: OutputFormat,
+) -> Result<String, CliError> {
+    if format == OutputFormat::Table {
+        return Ok(describe_experiment(record, &view));
+    }
+    let description = ExperimentDescription {
+        view,
+        spec: &record.experiment.spec,
+        source_file: record.source_file.as_deref(),
+        seed: record.seed,
+    };
+    structured_text(format, &description)
+}
+
+/// `describe trial` output.
+pub fn render_trial(trial: &TrialRecord, format: OutputFormat) -> Result<String, CliError> {
+    if format == OutputFormat::Table {
+        Ok(describe_trial(trial))
+    } else {
+        structured_text(format, trial)
+    }
 }
 
 fn describe_experiment(record: &ExperimentRecord, view: &ExperimentView) -> String {
@@ -198,4 +207,66 @@ fn describe_trial(trial: &TrialRecord) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::cli::error::EXIT_BAD_INPUT;
+    use crate::cli::mock_server::{MockServer, seed_digits};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn server_descriptions_render_like_the_local_store() {
+        let mock = MockServer::start().await;
+        seed_digits(&mock.store, Path::new("/experiments"));
+        let local = RecordSource::Local(mock.store.clone());
+        let remote = RecordSource::Server(mock.client());
+        for format in [OutputFormat::Table, OutputFormat::Json, OutputFormat::Yaml] {
+            let (record, view) = local.experiment("digits-random").unwrap();
+            let expected = render_experiment(&record, view, format).unwrap();
+            let (record, view) = remote.experiment("digits-random").unwrap();
+            assert_eq!(render_experiment(&record, view, format).unwrap(), expected);
+            for trial in ["digits-random-0001", "digits-random-0003"] {
+                let expected = render_trial(&local.trial(trial).unwrap(), format).unwrap();
+                assert!(expected.contains(trial));
+                let got = render_trial(&remote.trial(trial).unwrap(), format).unwrap();
+                assert_eq!(got, expected, "describe trial {trial} -o {format:?}");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_names_on_a_server_read_like_local_ones() {
+        let mock = MockServer::start().await;
+        seed_digits(&mock.store, Path::new("/experiments"));
+        let remote = RecordSource::Server(mock.client());
+        let e = remote.experiment("nope").unwrap_err();
+        assert_eq!(e.code, EXIT_BAD_INPUT);
+        assert_eq!(
+            e.message,
+            format!(
+                "no experiment \"nope\" on server {}; known: digits-random",
+                mock.url
+            )
+        );
+        for trial in ["digits-random-0099", "nope-0001", "nodash"] {
+            let e = remote.trial(trial).unwrap_err();
+            assert_eq!(e.code, EXIT_BAD_INPUT);
+            assert_eq!(
+                e.message,
+                format!(
+                    "no trial {trial:?} on server {}; list them with `sextant get trials EXPERIMENT`",
+                    mock.url
+                )
+            );
+        }
+        let local = RecordSource::Local(mock.store.clone());
+        let e = local.experiment("nope").unwrap_err();
+        assert_eq!(
+            e.message,
+            "no experiment \"nope\" in this data directory; known: digits-random"
+        );
+    }
 }

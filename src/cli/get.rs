@@ -1,16 +1,15 @@
-//! `sextant get experiments` and `sextant get trials EXPERIMENT`.
+//! `sextant get experiments` and `sextant get trials EXPERIMENT`, from the local store or a server.
 
-use std::path::Path;
-
-use super::output::{OutputFormat, Table, number, print_structured, write_stdout};
-use super::{CliError, OutputArgs, open_store};
+use super::output::{OutputFormat, Table, number, structured_text, write_stdout};
+use super::source::RecordSource;
+use super::{CliError, OutputArgs};
 use crate::store::{ExperimentRecord, Store, TrialRecord, TrialState};
 pub use crate::view::{BestView, CountsView, ExperimentView};
 
 /// `sextant get ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum GetCommand {
-    /// All experiments in the data directory.
+    /// All experiments in the data directory (or on the server).
     Experiments(OutputArgs),
     /// An experiment's trials.
     Trials {
@@ -26,27 +25,47 @@ pub enum GetCommand {
 }
 
 /// Runs `sextant get`.
-pub fn run(command: GetCommand, data_dir: &Path) -> Result<u8, CliError> {
-    let store = open_store(data_dir)?;
+pub fn run(command: GetCommand, source: &RecordSource) -> Result<u8, CliError> {
     match command {
-        GetCommand::Experiments(output) => get_experiments(&store, output.format),
+        GetCommand::Experiments(output) => {
+            let views = source.experiment_views()?;
+            if views.is_empty() && output.format == OutputFormat::Table {
+                eprintln!("no experiments {}", empty_hint(source));
+            }
+            write_stdout(&render_experiments(&views, output.format)?)?;
+        }
         GetCommand::Trials {
             experiment,
             state,
             output,
-        } => get_trials(&store, &experiment, state.as_deref(), output.format),
+        } => {
+            let wanted = state.as_deref().map(parse_state).transpose()?;
+            let (record, _) = source.experiment(&experiment)?;
+            let trials = source.trials(&record.name, wanted)?;
+            write_stdout(&render_trials(&record, &trials, output.format)?)?;
+        }
+    }
+    Ok(0)
+}
+
+fn empty_hint(source: &RecordSource) -> String {
+    match source {
+        RecordSource::Local(_) => {
+            "in this data directory (run one with `sextant run FILE`)".to_string()
+        }
+        RecordSource::Server(_) => {
+            format!("{} (submit one with `sextant submit FILE`)", source.place())
+        }
     }
 }
 
-fn get_experiments(store: &Store, format: OutputFormat) -> Result<u8, CliError> {
-    let mut views = Vec::new();
-    for record in store.experiments()? {
-        let trials = store.trials(&record.name)?;
-        views.push(ExperimentView::new(&record, &trials));
-    }
+/// `get experiments` output.
+pub fn render_experiments(
+    views: &[ExperimentView],
+    format: OutputFormat,
+) -> Result<String, CliError> {
     if format != OutputFormat::Table {
-        print_structured(format, &views)?;
-        return Ok(0);
+        return structured_text(format, &views);
     }
     let mut table = Table::new([
         "NAME",
@@ -58,7 +77,7 @@ fn get_experiments(store: &Store, format: OutputFormat) -> Result<u8, CliError> 
         "BEST",
         "CREATED",
     ]);
-    for v in &views {
+    for v in views {
         table.row([
             v.name.clone(),
             v.status.clone(),
@@ -73,15 +92,7 @@ fn get_experiments(store: &Store, format: OutputFormat) -> Result<u8, CliError> 
             v.created.strftime("%Y-%m-%d %H:%M:%S").to_string(),
         ]);
     }
-    if views.is_empty() {
-        eprintln!("no experiments in {}", store_hint(store));
-    }
-    write_stdout(&table.render())?;
-    Ok(0)
-}
-
-fn store_hint(_store: &Store) -> &'static str {
-    "this data directory (run one with `sextant run FILE`)"
+    Ok(table.render())
 }
 
 /// Parses a trial state as users type it (case-insensitive).
@@ -110,33 +121,30 @@ pub fn load_experiment(store: &Store, name: &str) -> Result<ExperimentRecord, Cl
             .into_iter()
             .map(|e| e.name)
             .collect();
-        CliError::input(format!(
-            "no experiment {name:?} in this data directory; known: {}",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ))
+        unknown_experiment(name, "in this data directory", known)
     })
 }
 
-fn get_trials(
-    store: &Store,
-    experiment: &str,
-    state: Option<&str>,
+/// `no experiment "x" PLACE; known: a, b` (exit 2).
+pub fn unknown_experiment(name: &str, place: &str, known: Vec<String>) -> CliError {
+    CliError::input(format!(
+        "no experiment {name:?} {place}; known: {}",
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+/// `get trials` output: `trials` belong to `record`.
+pub fn render_trials(
+    record: &ExperimentRecord,
+    trials: &[TrialRecord],
     format: OutputFormat,
-) -> Result<u8, CliError> {
-    let record = load_experiment(store, experiment)?;
-    let wanted = state.map(parse_state).transpose()?;
-    let trials: Vec<TrialRecord> = store
-        .trials(&record.name)?
-        .into_iter()
-        .filter(|t| wanted.is_none_or(|s| t.state == s))
-        .collect();
+) -> Result<String, CliError> {
     if format != OutputFormat::Table {
-        print_structured(format, &trials)?;
-        return Ok(0);
+        return structured_text(format, &trials);
     }
     let metric = record
         .experiment
@@ -159,7 +167,7 @@ fn get_trials(
     ];
     header.extend(params.iter().map(|p| p.to_uppercase()));
     let mut table = Table::new(header);
-    for t in &trials {
+    for t in trials {
         let mut row = vec![
             t.name.clone(),
             t.state.to_string(),
@@ -174,6 +182,67 @@ fn get_trials(
         }));
         table.row(row);
     }
-    write_stdout(&table.render())?;
-    Ok(0)
+    Ok(table.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::cli::mock_server::{MockServer, PAGE_CAP, seed_digits};
+
+    const FORMATS: [OutputFormat; 3] =
+        [OutputFormat::Table, OutputFormat::Json, OutputFormat::Yaml];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn server_lists_render_like_the_local_store() {
+        let mock = MockServer::start().await;
+        seed_digits(&mock.store, Path::new("/experiments"));
+        let local = RecordSource::Local(mock.store.clone());
+        let remote = RecordSource::Server(mock.client());
+        for format in FORMATS {
+            let expected = render_experiments(&local.experiment_views().unwrap(), format).unwrap();
+            assert!(expected.contains("digits-random"), "{expected}");
+            let got = render_experiments(&remote.experiment_views().unwrap(), format).unwrap();
+            assert_eq!(got, expected, "get experiments -o {format:?}");
+            for state in [None, Some(TrialState::Succeeded)] {
+                let (record, _) = local.experiment("digits-random").unwrap();
+                let expected =
+                    render_trials(&record, &local.trials(&record.name, state).unwrap(), format)
+                        .unwrap();
+                let (record, _) = remote.experiment("digits-random").unwrap();
+                let got = render_trials(
+                    &record,
+                    &remote.trials(&record.name, state).unwrap(),
+                    format,
+                )
+                .unwrap();
+                assert_eq!(got, expected, "get trials --state {state:?} -o {format:?}");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn server_trials_are_read_page_by_page() {
+        let mock = MockServer::start().await;
+        seed_digits(&mock.store, Path::new("/experiments"));
+        let trials = RecordSource::Server(mock.client())
+            .trials("digits-random", None)
+            .unwrap();
+        let names: Vec<&str> = trials.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            (1..=5)
+                .map(|i| format!("digits-random-{i:04}"))
+                .collect::<Vec<_>>()
+        );
+        let offsets: Vec<String> = mock
+            .requests()
+            .iter()
+            .filter_map(|r| r.uri.split_once("offset=").map(|(_, o)| o.to_string()))
+            .collect();
+        assert_eq!(PAGE_CAP, 2);
+        assert_eq!(offsets, ["0", "2", "4"]);
+    }
 }

@@ -4,22 +4,31 @@ pub mod bench;
 pub mod bench_serve;
 pub mod bench_stopping;
 pub mod best;
+pub mod client;
+mod console;
 pub mod delete;
 pub mod describe;
 pub mod error;
 pub mod get;
 pub mod metrics;
+#[cfg(test)]
+mod mock_server;
 pub mod output;
 pub mod run;
 pub mod serve;
+pub mod source;
+pub mod submit;
 pub mod validate;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+use client::{AdminToken, DEFAULT_SERVER, ServerClient};
 pub use error::CliError;
 use output::OutputFormat;
+use source::RecordSource;
 
 use crate::store::Store;
 
@@ -31,6 +40,12 @@ pub struct Cli {
     /// [default: $XDG_DATA_HOME/sextant or ~/.local/share/sextant].
     #[arg(long, global = true, env = "SEXTANT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// A `sextant serve` server to use instead of the data directory: the read commands (get,
+    /// describe, metrics, best) and delete go to it; submit and watch always use a server
+    /// [default for those: http://127.0.0.1:6789].
+    #[arg(long, global = true, env = "SEXTANT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
 
     /// What to do.
     #[command(subcommand)]
@@ -57,6 +72,10 @@ pub enum Command {
     /// Remove an experiment with its trials, metrics and logs.
     #[command(subcommand)]
     Delete(delete::DeleteCommand),
+    /// Submit an experiment to a server (`sextant serve`).
+    Submit(submit::SubmitArgs),
+    /// Follow an experiment on a server until it ends.
+    Watch(watch::WatchArgs),
     /// Run a server: submitted experiments, the experiments/trials/metrics API, suggestions.
     Serve(serve::ServeArgs),
     /// Measure Sextant itself.
@@ -67,14 +86,28 @@ pub enum Command {
 /// Runs the parsed command line; the result is the process exit code.
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
     let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    // An empty SEXTANT_SERVER reads as unset.
+    let server = cli.server.as_deref().filter(|s| !s.trim().is_empty());
+    let reads = || RecordSource::open(server, &data_dir);
+    let remote = || {
+        ServerClient::new(
+            server.unwrap_or(DEFAULT_SERVER),
+            AdminToken::find(&data_dir)?,
+        )
+    };
     match cli.command {
         Command::Run(args) => run::run(args, &data_dir).await,
         Command::Validate(args) => validate::run(args),
-        Command::Get(command) => get::run(command, &data_dir),
-        Command::Describe(command) => describe::run(command, &data_dir),
-        Command::Metrics(args) => metrics::run(args, &data_dir),
-        Command::Best(args) => best::run(args, &data_dir),
-        Command::Delete(command) => delete::run(command, &data_dir),
+        Command::Get(command) => get::run(command, &reads()?),
+        Command::Describe(command) => describe::run(command, &reads()?),
+        Command::Metrics(args) => metrics::run(args, &reads()?),
+        Command::Best(args) => best::run(args, &reads()?),
+        Command::Delete(command) => match server {
+            Some(_) => delete::run_remote(command, &remote()?),
+            None => delete::run(command, &data_dir),
+        },
+        Command::Submit(args) => submit::run(args, remote()?).await,
+        Command::Watch(args) => watch::run(args, remote()?).await,
         Command::Serve(args) => serve::run(args, &data_dir).await,
         Command::Bench(command) => bench::run(command, &data_dir).await,
     }

@@ -19,15 +19,19 @@ pub enum OutputFormat {
 
 /// Prints `value` as JSON or YAML.
 pub fn print_structured<T: Serialize>(format: OutputFormat, value: &T) -> Result<(), CliError> {
-    let text = match format {
+    write_stdout(&structured_text(format, value)?)
+}
+
+/// `value` as JSON or YAML text (YAML for `Table` too), ending with a newline.
+pub fn structured_text<T: Serialize>(format: OutputFormat, value: &T) -> Result<String, CliError> {
+    Ok(match format {
         OutputFormat::Json => {
             serde_json::to_string_pretty(value).map_err(|e| CliError::failed(e.to_string()))? + "\n"
         }
         OutputFormat::Yaml | OutputFormat::Table => {
             serde_saphyr::to_string(value).map_err(|e| CliError::failed(e.to_string()))?
         }
-    };
-    write_stdout(&text)
+    })
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

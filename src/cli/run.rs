@@ -1,21 +1,19 @@
 //! `sextant run FILE`: run an experiment locally with live progress, then print a summary.
 
-use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::console::{ConsoleReporter, summary_text};
 use super::error::{EXIT_FAILED, EXIT_INTERRUPTED};
-use super::output::{Table, duration, number, write_stdout};
+use super::output::write_stdout;
 use super::{CliError, open_store};
-use crate::controller::driver::{Driver, Progress, Reporter, RunOutcome};
-use crate::controller::policy::{self, TrialCounts};
+use crate::controller::driver::{Driver, Reporter, RunOutcome};
 use crate::controller::resume::{Prepared, prepare};
 use crate::runtime::gpu::{GpuPool, parse_gpu_list};
 use crate::runtime::local::{LocalConfig, LocalRuntime, admit};
-use crate::spec::{self, CheckedExperiment, Direction, MetricStrategyKind};
-use crate::store::{ExperimentPhase, ExperimentRecord, Store, TrialRecord, TrialState};
+use crate::spec::{self, CheckedExperiment};
+use crate::store::{ExperimentPhase, ExperimentRecord, Store};
 
 /// Arguments of `sextant run`.
 #[derive(Debug, clap::Args)]
@@ -205,186 +203,5 @@ fn print_summary(
     checked: &CheckedExperiment,
     record: &ExperimentRecord,
 ) -> Result<(), CliError> {
-    let trials = store.trials(&record.name)?;
-    let best = policy::best_trial(checked.objective.direction, &trials);
-    let metric = &checked.objective.metric;
-    let params: Vec<String> = checked
-        .space
-        .params()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    let mut header = vec![
-        "TRIAL".to_string(),
-        "STATUS".to_string(),
-        metric.to_uppercase(),
-    ];
-    header.extend(params.iter().map(|p| p.to_uppercase()));
-    let mut table = Table::new(header);
-    for trial in &trials {
-        let marker = if best.is_some_and(|b| b.name == trial.name) {
-            " *"
-        } else {
-            ""
-        };
-        let mut row = vec![
-            format!("{}{marker}", trial.name),
-            trial.state.to_string(),
-            trial.objective.map(number).unwrap_or_else(|| "-".into()),
-        ];
-        row.extend(params.iter().map(|p| {
-            trial
-                .assignments
-                .iter()
-                .find(|a| &a.name == p)
-                .map(|a| a.value.clone())
-                .unwrap_or_default()
-        }));
-        table.row(row);
-    }
-    let mut text = table.render();
-    match best {
-        Some(best) => text.push_str(&format!(
-            "\nbest: {} with {metric}={} ({}): {}\n",
-            best.name,
-            best.objective.map(number).unwrap_or_default(),
-            match checked.objective.direction {
-                Direction::Maximize => "maximize",
-                Direction::Minimize => "minimize",
-            },
-            best.assignments
-                .iter()
-                .map(|a| format!("{}={}", a.name, a.value))
-                .collect::<Vec<_>>()
-                .join(" ")
-        )),
-        None => text.push_str("\nno trial reported the objective metric yet\n"),
-    }
-    write_stdout(&text)
-}
-
-/// Progress on stderr: a line per finished trial, and a status line kept up to date on a terminal.
-struct ConsoleReporter {
-    /// Each metric's strategy, so a finished trial shows the value that counts (`max` accuracy),
-    /// not merely the last one.
-    strategies: BTreeMap<String, MetricStrategyKind>,
-    quiet: bool,
-    terminal: bool,
-    status_shown: bool,
-}
-
-impl ConsoleReporter {
-    fn new(quiet: bool, strategies: BTreeMap<String, MetricStrategyKind>) -> Self {
-        ConsoleReporter {
-            strategies,
-            quiet,
-            terminal: std::io::stderr().is_terminal(),
-            status_shown: false,
-        }
-    }
-
-    fn clear_status(&mut self) {
-        if self.status_shown {
-            eprint!("\r\x1b[2K");
-            self.status_shown = false;
-        }
-    }
-
-    fn line(&mut self, text: &str) {
-        if self.quiet {
-            return;
-        }
-        self.clear_status();
-        eprintln!("{text}");
-    }
-
-    fn status(&mut self, progress: &Progress<'_>) {
-        if self.quiet || !self.terminal {
-            return;
-        }
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{}", status_text(progress));
-        let _ = err.flush();
-        self.status_shown = true;
-    }
-}
-
-fn status_text(progress: &Progress<'_>) -> String {
-    let c: TrialCounts = progress.counts;
-    let done = c.finished();
-    let total = progress
-        .max_trials
-        .map_or(String::new(), |m| format!("/{m}"));
-    let best = progress
-        .best
-        .and_then(|b| {
-            b.objective
-                .map(|v| format!("best {} ({})", number(v), b.name))
-        })
-        .unwrap_or_else(|| "no result yet".into());
-    format!(
-        "[{done}{total} done, {} running, {} failed] {best} · {}",
-        c.running,
-        c.failed_for_budget(),
-        duration(progress.elapsed)
-    )
-}
-
-impl Reporter for ConsoleReporter {
-    fn note(&mut self, message: &str) {
-        self.line(message);
-    }
-
-    fn trial_started(&mut self, trial: &TrialRecord, progress: &Progress<'_>) {
-        let params = trial
-            .assignments
-            .iter()
-            .map(|a| format!("{}={}", a.name, a.value))
-            .collect::<Vec<_>>()
-            .join(" ");
-        if trial.state == TrialState::Failed {
-            self.line(&format!(
-                "✗ {} could not start: {}",
-                trial.name, trial.message
-            ));
-        } else {
-            self.line(&format!("▸ {} started: {params}", trial.name));
-        }
-        self.status(progress);
-    }
-
-    fn trial_finished(&mut self, trial: &TrialRecord, progress: &Progress<'_>) {
-        let metrics = trial
-            .metrics
-            .iter()
-            .map(|m| {
-                let (value, how) = match self.strategies.get(&m.name) {
-                    Some(MetricStrategyKind::Min) => (m.min, "min"),
-                    Some(MetricStrategyKind::Max) => (m.max, "max"),
-                    _ => (m.latest, "latest"),
-                };
-                format!("{}={} ({how})", m.name, number(value))
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        let symbol = match trial.state {
-            TrialState::Succeeded => "✓",
-            TrialState::Killed | TrialState::EarlyStopped => "■",
-            _ => "✗",
-        };
-        let detail = match trial.state {
-            TrialState::Succeeded => metrics,
-            _ => format!("{} {}", metrics, trial.message).trim().to_string(),
-        };
-        let text = format!("{symbol} {} {}: {detail}", trial.name, trial.state);
-        self.line(&text);
-        if !self.terminal && !self.quiet {
-            eprintln!("  {}", status_text(progress));
-        }
-        self.status(progress);
-    }
-
-    fn tick(&mut self, progress: &Progress<'_>) {
-        self.status(progress);
-    }
+    write_stdout(&summary_text(checked, &store.trials(&record.name)?))
 }
