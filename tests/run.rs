@@ -355,3 +355,48 @@ fn the_file_collector_reads_json_lines_per_trial() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn push_collector_trials_send_their_metrics_to_the_runs_own_api() {
+    // `sextant run` serves a loopback API while it runs, so a Push trial works locally too.
+    let ws = Workspace::new();
+    let trainer =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/push_trainer.py");
+    let command = format!(
+        "[python3, '{}', '${{trialParameters.x}}']",
+        trainer.display()
+    );
+    let file = ws.write(
+        "push.yaml",
+        &ExperimentFile {
+            name: "local-push",
+            command: &command,
+            metrics_collector: "{collector: {kind: Push}}",
+            max_trials: 3,
+            parallel: 3,
+            ..Default::default()
+        }
+        .yaml(),
+    );
+    let out = ws.run(&["run", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("live API on http://127.0.0.1:"),
+        "{}",
+        text(&out.stderr)
+    );
+    let all = trials(&ws, "local-push");
+    assert_eq!(count(&all, "Succeeded"), 3, "{all:?}");
+    for trial in &all {
+        let x: f64 = trial["assignments"][0]["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let smallest = (x - 0.3).powi(2) + 0.1 / 3.0;
+        assert!(
+            (trial["objective"].as_f64().unwrap() - smallest).abs() < 1e-9,
+            "{trial}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::error::CliError;
 use super::output::{Table, write_stdout};
-use super::run::local_driver;
+use super::run::{Placement, local_driver};
 use crate::controller::driver::{Progress, Reporter, RunOutcome};
 use crate::controller::resume::{Prepared, prepare};
 use crate::runtime::gpu::GpuPool;
@@ -198,10 +198,13 @@ async fn through_sextant(trials: u32, parallel: u32) -> Result<(Duration, Durati
         &store,
         &checked,
         record,
-        dir.path().to_path_buf(),
-        log_dir,
-        GpuPool::default(),
-        0,
+        Placement {
+            work_dir: dir.path().to_path_buf(),
+            log_dir,
+            gpus: GpuPool::default(),
+            gpus_per_trial: 0,
+            endpoint: None,
+        },
     )?;
     let (outcome, _) = driver
         .run(std::future::pending::<String>(), &mut Silent)

@@ -15,7 +15,7 @@ use sextant_algorithms::early_stopping::{Rule, TimedPoint, replay};
 use super::bench::Silent;
 use super::error::CliError;
 use super::output::{Table, write_stdout};
-use super::run::local_driver;
+use super::run::{Placement, local_driver};
 use crate::controller::driver::RunOutcome;
 use crate::controller::policy::{self, best_trial};
 use crate::controller::resume::{Prepared, prepare};
@@ -255,10 +255,13 @@ async fn run_experiment(
         &store,
         &checked,
         record,
-        work_dir,
-        log_dir,
-        GpuPool::default(),
-        0,
+        Placement {
+            work_dir,
+            log_dir,
+            gpus: GpuPool::default(),
+            gpus_per_trial: 0,
+            endpoint: None,
+        },
     )?;
     let (outcome, _) = driver.run(std::future::pending(), &mut Silent).await?;
     let seconds = started.elapsed().as_secs_f64();

@@ -8,8 +8,10 @@ use super::console::{ConsoleReporter, summary_text};
 use super::error::{EXIT_FAILED, EXIT_INTERRUPTED};
 use super::output::write_stdout;
 use super::{CliError, open_store};
-use crate::controller::driver::{Driver, Reporter, RunOutcome};
+use crate::api::{self, AccessConfig, AppState};
+use crate::controller::driver::{Driver, DriverCommand, Reporter, RunOutcome};
 use crate::controller::resume::{Prepared, prepare};
+use crate::controller::supervisor::Supervisor;
 use crate::runtime::gpu::{GpuPool, parse_gpu_list};
 use crate::runtime::local::{LocalConfig, LocalRuntime, admit};
 use crate::spec::{self, CheckedExperiment};
@@ -98,15 +100,29 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         ));
     }
 
+    // A loopback API for the run: trials with a Push collector (or `sextant-collector`) send
+    // their metrics to it, and other terminals can read the run with `--server` while this
+    // process holds the store.
+    let (commands, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let live = LiveApi::start(&store, data_dir, &record.name, commands).await?;
+    reporter.note(&format!(
+        "live API on {url} (from another terminal: sextant get trials {} --server {url})",
+        record.name,
+        url = live.url
+    ));
     let driver = local_driver(
         &store,
         &checked,
         record,
-        work_dir,
-        log_dir,
-        gpus,
-        template_container.gpus,
-    )?;
+        Placement {
+            work_dir,
+            log_dir,
+            gpus,
+            gpus_per_trial: template_container.gpus,
+            endpoint: Some(live.url.clone()),
+        },
+    )?
+    .with_commands(commands_rx);
     // Registered before the first trial starts, so an early Ctrl-C is caught too (the default
     // action would end sextant and leave the trials' process groups running). SIGTERM (`kill`,
     // `timeout`, a service manager) is handled the same way.
@@ -122,7 +138,9 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
         "interrupted: the run was stopped (Ctrl-C); run the same command again to resume"
             .to_string()
     };
-    let (outcome, record) = driver.run(shutdown, &mut reporter).await?;
+    let result = driver.run(shutdown, &mut reporter).await;
+    live.stop().await;
+    let (outcome, record) = result?;
     reporter.clear_status();
     match outcome {
         RunOutcome::Interrupted => {
@@ -154,16 +172,34 @@ pub async fn run(args: RunArgs, data_dir: &Path) -> Result<u8, CliError> {
     }
 }
 
+/// Where and how a local run's trials run.
+pub(crate) struct Placement {
+    /// The directory trials run in.
+    pub work_dir: PathBuf,
+    /// Where their logs go.
+    pub log_dir: PathBuf,
+    /// GPUs to share out.
+    pub gpus: GpuPool,
+    /// GPUs each trial takes.
+    pub gpus_per_trial: u32,
+    /// Where trials push metrics, if anywhere.
+    pub endpoint: Option<String>,
+}
+
 /// The control loop for one experiment with trials as local processes (used by `run` and `bench`).
 pub(crate) fn local_driver<'s>(
     store: &'s Store,
     checked: &CheckedExperiment,
     record: ExperimentRecord,
-    work_dir: PathBuf,
-    log_dir: PathBuf,
-    gpus: GpuPool,
-    gpus_per_trial: u32,
+    placement: Placement,
 ) -> Result<Driver<'s, LocalRuntime>, CliError> {
+    let Placement {
+        work_dir,
+        log_dir,
+        gpus,
+        gpus_per_trial,
+        endpoint,
+    } = placement;
     let engine =
         sextant_suggestion::configure(&checked.algorithm.name, &checked.algorithm.settings)
             .map_err(|e| CliError::input(format!("spec.algorithm: {e}")))?;
@@ -180,7 +216,7 @@ pub(crate) fn local_driver<'s>(
             metric_names: checked.objective.metric_names(),
             collector: checked.collector.clone(),
             experiment: record.name.clone(),
-            endpoint: None,
+            endpoint,
         },
         gpus,
         gpus_per_trial,
@@ -195,6 +231,58 @@ pub(crate) fn local_driver<'s>(
         receiver,
         log_dir,
     )?)
+}
+
+/// The API a local run serves on a loopback port while it runs.
+struct LiveApi {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LiveApi {
+    async fn start(
+        store: &Store,
+        data_dir: &Path,
+        experiment: &str,
+        commands: tokio::sync::mpsc::UnboundedSender<DriverCommand>,
+    ) -> Result<LiveApi, CliError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| CliError::failed(format!("cannot listen on loopback: {e}")))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| CliError::failed(format!("cannot read the listening address: {e}")))?;
+        let url = format!("http://{address}");
+        let supervisor = Supervisor::new(
+            store.clone(),
+            data_dir.to_path_buf(),
+            url.clone(),
+            GpuPool::default(),
+        );
+        supervisor.attach(experiment, commands);
+        // Administrative calls are not offered here: the token is random and never shown.
+        let state = AppState::new(
+            store.clone(),
+            supervisor,
+            AccessConfig {
+                admin_token: crate::auth::new_token(),
+                auth_reads: false,
+            },
+        );
+        state.set_ready();
+        let router = api::router(state, api::DEFAULT_REQUEST_TIMEOUT);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve(listener, router, async move {
+            let _ = stopped.await;
+        }));
+        Ok(LiveApi { url, stop, server })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+    }
 }
 
 /// The final table of trials and the best one.

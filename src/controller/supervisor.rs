@@ -187,6 +187,20 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Routes pushed points and trial stops to a driver run elsewhere (`sextant run` drives its
+    /// experiment itself and serves the API beside it). It cannot be stopped through here.
+    pub fn attach(&self, experiment: &str, commands: mpsc::UnboundedSender<DriverCommand>) {
+        let (stop, _) = watch::channel(None);
+        self.running().insert(
+            experiment.to_string(),
+            Running {
+                commands,
+                stop,
+                task: None,
+            },
+        );
+    }
+
     /// Called by a driver task as it ends.
     fn finished(
         &self,
@@ -251,6 +265,13 @@ impl Supervisor {
         };
         if let Some(task) = task {
             let _ = task.await;
+        } else if self
+            .running()
+            .get(experiment)
+            .is_some_and(|r| r.stop.receiver_count() == 0)
+        {
+            // An attached driver (run elsewhere) does not listen for stops.
+            return false;
         } else {
             // Someone else is already waiting for it; wait until the entry is gone.
             while self.is_running(experiment) {
