@@ -1,18 +1,20 @@
 //! `sextant bench serve`: load on the server's HTTP API over loopback, bounded in requests and time.
 //!
 //! The server runs in this process on a temporary store, exactly as `sextant serve` builds it; the
-//! clients are blocking HTTP clients on their own threads, one connection each (keep-alive), like
-//! collectors and CLI users would be. Three measurements:
+//! clients are tasks on the same runtime, one keep-alive connection each, like collectors and CLI
+//! users would hold. Three measurements:
 //! - ingest: concurrent collectors pushing batches of points, acknowledged only once durable;
 //! - trials list: one experiment with many trials, a page sorted by objective;
 //! - suggestion: random-search suggestion calls from concurrent clients.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rand::{Rng, RngExt, SeedableRng};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use super::error::CliError;
 use super::output::{Table, write_stdout};
@@ -110,14 +112,51 @@ pub async fn run(args: BenchServeArgs) -> Result<u8, CliError> {
     store.flush()?;
 
     let mut table = Table::new(["MEASUREMENT", "LOAD", "RESULT", "p50", "p99", "TARGET"]);
+    // Each measurement runs on its own, the store-free one first: the ingest phase leaves sled
+    // with background writing to do, which would otherwise land in the next measurement.
+    eprintln!(
+        "suggestion: {} clients × {} calls",
+        args.clients, args.calls
+    );
+    let suggestion = suggest(address, &args, deadline).await?;
+    table.row([
+        "random suggestion".to_string(),
+        format!("{} clients, 100-trial history", args.clients),
+        format!(
+            "{} calls, {:.0} calls/s",
+            suggestion.latencies.len(),
+            suggestion.latencies.len() as f64 / suggestion.elapsed.as_secs_f64()
+        ),
+        ms(percentile(&suggestion.latencies, 0.50)),
+        ms(percentile(&suggestion.latencies, 0.99)),
+        "p99 < 10 ms".to_string(),
+    ]);
+
+    for (label, query) in [
+        (
+            "trials list, sorted by objective",
+            "?sort=objective&limit=100",
+        ),
+        ("trials list, Succeeded only", "?state=Succeeded&limit=100"),
+    ] {
+        eprintln!("{label}: {} requests", args.list_requests);
+        let path = format!("/v1/experiments/listed/trials{query}");
+        let latencies = list(address, &path, args.list_requests, deadline).await?;
+        table.row([
+            label.to_string(),
+            format!("{} trials, page of 100, 1 client", args.trials),
+            format!("{} requests", latencies.len()),
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.99)),
+            "p99 < 50 ms".to_string(),
+        ]);
+    }
+
     eprintln!(
         "ingest: {} collectors × {} pushes × {} points",
         args.collectors, args.pushes, args.batch
     );
-    let ingest = {
-        let (base, args) = (base.clone(), args.clone());
-        blocking(move || ingest(&base, &tokens, &args, deadline)).await?
-    };
+    let ingest = ingest(address, &tokens, &args, deadline).await?;
     let stored = count_points(&store, args.collectors)?;
     table.row([
         "ingest (durable acks)".to_string(),
@@ -133,60 +172,10 @@ pub async fn run(args: BenchServeArgs) -> Result<u8, CliError> {
         ms(percentile(&ingest.latencies, 0.99)),
         "≥ 100000 points/s".to_string(),
     ]);
-
-    for (label, query) in [
-        (
-            "trials list, sorted by objective",
-            "?sort=objective&limit=100",
-        ),
-        ("trials list, Succeeded only", "?state=Succeeded&limit=100"),
-    ] {
-        eprintln!("{label}: {} requests", args.list_requests);
-        let url = format!("{base}/v1/experiments/listed/trials{query}");
-        let requests = args.list_requests;
-        let latencies = blocking(move || list(&url, requests, deadline)).await?;
-        table.row([
-            label.to_string(),
-            format!("{} trials, page of 100, 1 client", args.trials),
-            format!("{} requests", latencies.len()),
-            ms(percentile(&latencies, 0.50)),
-            ms(percentile(&latencies, 0.99)),
-            "p99 < 50 ms".to_string(),
-        ]);
-    }
-
-    eprintln!(
-        "suggestion: {} clients × {} calls",
-        args.clients, args.calls
-    );
-    let suggestion = {
-        let (base, args) = (base.clone(), args.clone());
-        blocking(move || suggest(&base, &args, deadline)).await?
-    };
-    table.row([
-        "random suggestion".to_string(),
-        format!("{} clients, 100-trial history", args.clients),
-        format!(
-            "{} calls, {:.0} calls/s",
-            suggestion.latencies.len(),
-            suggestion.latencies.len() as f64 / suggestion.elapsed.as_secs_f64()
-        ),
-        ms(percentile(&suggestion.latencies, 0.50)),
-        ms(percentile(&suggestion.latencies, 0.99)),
-        "p99 < 10 ms".to_string(),
-    ]);
     let _ = stop.send(());
     let _ = server.await;
     write_stdout(&table.render())?;
     Ok(0)
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, CliError> + Send + 'static,
-) -> Result<T, CliError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| CliError::failed(format!("bench thread: {e}")))?
 }
 
 struct Measured {
@@ -195,24 +184,84 @@ struct Measured {
     latencies: Vec<Duration>,
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
+/// A keep-alive HTTP/1.1 connection: the load generator's client. It runs as tasks on the same
+/// runtime as the server, so the measurement is not inflated by dozens of client threads
+/// competing with the server for two cores.
+struct Connection {
+    stream: BufReader<TcpStream>,
 }
 
-fn check_ok(response: &mut ureq::http::Response<ureq::Body>, what: &str) -> Result<(), CliError> {
-    if response.status().is_success() {
-        let _ = response.body_mut().read_to_vec();
-        return Ok(());
+impl Connection {
+    async fn open(address: SocketAddr) -> Result<Connection, CliError> {
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| CliError::failed(format!("connect {address}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream: BufReader::new(stream),
+        })
     }
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    Err(CliError::failed(format!(
-        "{what}: HTTP {}: {body}",
-        response.status()
-    )))
+
+    /// Sends one request and reads the whole reply; an error status is an error.
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, CliError> {
+        let failed = |e: std::io::Error| CliError::failed(format!("{method} {path}: {e}"));
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        if let Some(token) = token {
+            request.extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        self.stream
+            .get_mut()
+            .write_all(&request)
+            .await
+            .map_err(failed)?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.map_err(failed)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                CliError::failed(format!("{method} {path}: bad status line {line:?}"))
+            })?;
+        let mut length = None;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.map_err(failed)?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        let length = length.ok_or_else(|| {
+            CliError::failed(format!("{method} {path}: a reply without Content-Length"))
+        })?;
+        let mut reply = vec![0; length];
+        self.stream.read_exact(&mut reply).await.map_err(failed)?;
+        if !(200..300).contains(&status) {
+            return Err(CliError::failed(format!(
+                "{method} {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&reply)
+            )));
+        }
+        Ok(reply)
+    }
 }
 
 /// One experiment in phase Running, no driver, one Running trial per collector with a token.
@@ -326,23 +375,21 @@ fn summary(name: &str, value: f64) -> MetricSummary {
     }
 }
 
-fn ingest(
-    base: &str,
+async fn ingest(
+    address: SocketAddr,
     tokens: &[(String, String)],
     args: &BenchServeArgs,
     deadline: Duration,
 ) -> Result<Measured, CliError> {
     let started = Instant::now();
-    let acknowledged = Arc::new(AtomicUsize::new(0));
-    let threads: Vec<_> = tokens
+    let (pushes, batch) = (args.pushes, args.batch);
+    let collectors: Vec<_> = tokens
         .iter()
         .cloned()
         .map(|(trial, token)| {
-            let url = format!("{base}/v1/experiments/ingest/trials/{trial}/metrics");
-            let (pushes, batch) = (args.pushes, args.batch);
-            let acknowledged = acknowledged.clone();
-            std::thread::spawn(move || -> Result<Vec<Duration>, CliError> {
-                let agent = agent();
+            tokio::spawn(async move {
+                let path = format!("/v1/experiments/ingest/trials/{trial}/metrics");
+                let mut connection = Connection::open(address).await?;
                 let mut latencies = Vec::with_capacity(pushes);
                 for push in 0..pushes {
                     if started.elapsed() > deadline {
@@ -350,33 +397,35 @@ fn ingest(
                     }
                     let body = push_body(push * batch, batch);
                     let sent = Instant::now();
-                    let mut response = agent
-                        .post(&url)
-                        .header("Authorization", &format!("Bearer {token}"))
-                        .header("Content-Type", "application/json")
-                        .send(body.as_bytes())
-                        .map_err(|e| CliError::failed(format!("push: {e}")))?;
-                    check_ok(&mut response, "push")?;
+                    connection
+                        .call("POST", &path, Some(&token), body.as_bytes())
+                        .await?;
                     latencies.push(sent.elapsed());
-                    acknowledged.fetch_add(batch, Ordering::Relaxed);
                 }
-                Ok(latencies)
+                Ok::<_, CliError>(latencies)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for thread in threads {
-        latencies.extend(
-            thread
-                .join()
-                .map_err(|_| CliError::failed("a collector thread panicked"))??,
-        );
-    }
+    let latencies = gather(collectors).await?;
     Ok(Measured {
-        points: acknowledged.load(Ordering::Relaxed),
+        points: latencies.len() * batch,
         elapsed: started.elapsed(),
         latencies,
     })
+}
+
+/// Every task's latencies, or the first error.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>, CliError>>>,
+) -> Result<Vec<Duration>, CliError> {
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(
+            task.await
+                .map_err(|e| CliError::failed(format!("a client task failed: {e}")))??,
+        );
+    }
+    Ok(latencies)
 }
 
 fn push_body(first_step: usize, batch: usize) -> String {
@@ -400,8 +449,13 @@ fn count_points(store: &Store, collectors: usize) -> Result<usize, CliError> {
     Ok(total)
 }
 
-fn list(url: &str, requests: usize, deadline: Duration) -> Result<Vec<Duration>, CliError> {
-    let agent = agent();
+async fn list(
+    address: SocketAddr,
+    path: &str,
+    requests: usize,
+    deadline: Duration,
+) -> Result<Vec<Duration>, CliError> {
+    let mut connection = Connection::open(address).await?;
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(requests);
     for _ in 0..requests {
@@ -409,52 +463,41 @@ fn list(url: &str, requests: usize, deadline: Duration) -> Result<Vec<Duration>,
             break;
         }
         let sent = Instant::now();
-        let mut response = agent
-            .get(url)
-            .call()
-            .map_err(|e| CliError::failed(format!("list: {e}")))?;
-        check_ok(&mut response, "list")?;
+        connection.call("GET", path, None, b"").await?;
         latencies.push(sent.elapsed());
     }
     Ok(latencies)
 }
 
-fn suggest(base: &str, args: &BenchServeArgs, deadline: Duration) -> Result<Measured, CliError> {
+async fn suggest(
+    address: SocketAddr,
+    args: &BenchServeArgs,
+    deadline: Duration,
+) -> Result<Measured, CliError> {
     let body = Arc::new(suggestion_body());
     let started = Instant::now();
-    let threads: Vec<_> = (0..args.clients)
+    let calls = args.calls;
+    let clients: Vec<_> = (0..args.clients)
         .map(|_| {
-            let url = format!("{base}/v1/suggestions");
             let body = body.clone();
-            let calls = args.calls;
-            std::thread::spawn(move || -> Result<Vec<Duration>, CliError> {
-                let agent = agent();
+            tokio::spawn(async move {
+                let mut connection = Connection::open(address).await?;
                 let mut latencies = Vec::with_capacity(calls);
                 for _ in 0..calls {
                     if started.elapsed() > deadline {
                         break;
                     }
                     let sent = Instant::now();
-                    let mut response = agent
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .send(body.as_bytes())
-                        .map_err(|e| CliError::failed(format!("suggest: {e}")))?;
-                    check_ok(&mut response, "suggest")?;
+                    connection
+                        .call("POST", "/v1/suggestions", None, body.as_bytes())
+                        .await?;
                     latencies.push(sent.elapsed());
                 }
-                Ok(latencies)
+                Ok::<_, CliError>(latencies)
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for thread in threads {
-        latencies.extend(
-            thread
-                .join()
-                .map_err(|_| CliError::failed("a client thread panicked"))??,
-        );
-    }
+    let latencies = gather(clients).await?;
     Ok(Measured {
         points: 0,
         elapsed: started.elapsed(),
