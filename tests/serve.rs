@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::fixture::{ExperimentFile, Workspace};
+use crate::fixture::{ExperimentFile, Workspace, text};
 
 /// Longest a test waits for a server to start or trials to reach a state. Trials here take well
 /// under a second; the margin is for a loaded 2-core machine.
@@ -233,6 +233,11 @@ impl Serve {
             admin,
             log,
         }
+    }
+
+    /// The server's base URL.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.address)
     }
 
     pub(crate) fn log(&self) -> String {
@@ -940,4 +945,82 @@ fn sigterm_stops_serve_cleanly_and_the_experiment_resumes_after_a_restart() {
     }
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_cli_submits_watches_and_reads_from_a_server_with_the_same_output_as_locally() {
+    let ws = Workspace::new();
+    let mut server = Serve::start(&ws);
+    let file = ws.write(
+        "cli.yaml",
+        &ExperimentFile {
+            name: "cli-remote",
+            max_trials: 3,
+            parallel: 2,
+            ..Default::default()
+        }
+        .yaml(),
+    );
+    // The admin token comes from DATA_DIR/admin-token, where serve generated it.
+    let out = ws
+        .sextant()
+        .args(["submit", file.to_str().unwrap(), "--watch"])
+        .env("SEXTANT_SERVER", server.url())
+        .env_remove("SEXTANT_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("experiment cli-remote submitted to"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("best: cli-remote-"),
+        "watch ends with the summary: {}",
+        text(&out.stdout)
+    );
+
+    let reads: [&[&str]; 8] = [
+        &["get", "experiments", "-o", "json"],
+        &["get", "trials", "cli-remote"],
+        &["get", "trials", "cli-remote", "-o", "yaml"],
+        &["describe", "experiment", "cli-remote"],
+        &["describe", "trial", "cli-remote-0002", "-o", "json"],
+        &["metrics", "cli-remote-0001", "-o", "json"],
+        &["best", "cli-remote"],
+        &[
+            "get",
+            "trials",
+            "cli-remote",
+            "--state",
+            "Succeeded",
+            "-o",
+            "json",
+        ],
+    ];
+    let remote: Vec<String> = reads
+        .iter()
+        .map(|args| {
+            let out = ws
+                .sextant()
+                .args(*args)
+                .args(["--server", &server.url()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+            text(&out.stdout)
+        })
+        .collect();
+    assert!(server.terminate().success());
+    // With the server gone, the same commands read the store directly.
+    for (args, remote) in reads.iter().zip(remote) {
+        let out = ws.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            remote,
+            "{args:?} differs between the server and the store"
+        );
+    }
 }
