@@ -37,9 +37,12 @@ pub struct ServeArgs {
     /// generated on first start].
     #[arg(long, value_name = "FILE", conflicts_with = "admin_token")]
     pub admin_token_file: Option<PathBuf>,
-    /// Require the admin token for reads too (reads are open otherwise).
-    #[arg(long)]
+    /// Require the admin token for reads too [default: only when listening beyond loopback].
+    #[arg(long, conflicts_with = "open_reads")]
     pub auth_reads: bool,
+    /// Leave reads open even when listening beyond loopback.
+    #[arg(long)]
+    pub open_reads: bool,
     /// Longest a request may take before it is cancelled with 408.
     #[arg(long, default_value = "60", value_name = "SECONDS")]
     pub request_timeout: u64,
@@ -80,7 +83,7 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
         supervisor.clone(),
         AccessConfig {
             admin_token,
-            auth_reads: args.auth_reads,
+            auth_reads: reads_need_token(&args, address),
         },
     );
     let router = api::router(
@@ -100,6 +103,9 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
         data_dir.display()
     ));
     say(&token_note);
+    if reads_need_token(&args, address) {
+        say("reads need the admin token too (--open-reads leaves them open)");
+    }
     if resumed > 0 {
         say(&format!("resumed {resumed} unfinished experiment(s)"));
     }
@@ -127,6 +133,12 @@ pub async fn run(args: ServeArgs, data_dir: &Path) -> Result<u8, CliError> {
 fn say(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "sextant: {message}");
+}
+
+/// Reads are open on loopback (only this machine's users reach them) and need the admin token
+/// anywhere else, unless the flags say otherwise.
+fn reads_need_token(args: &ServeArgs, address: SocketAddr) -> bool {
+    args.auth_reads || (!args.open_reads && !address.ip().is_loopback())
 }
 
 /// The address trials push to: a wildcard listen address is reached through loopback.
@@ -212,6 +224,27 @@ fn write_private(file: &Path, text: &str) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_open_on_loopback_only_unless_the_flags_say_otherwise() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Command {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = |flags: &[&str]| {
+            let mut argv = vec!["serve"];
+            argv.extend(flags);
+            Command::parse_from(argv).serve
+        };
+        let loopback: SocketAddr = "127.0.0.1:6789".parse().unwrap();
+        let everywhere: SocketAddr = "0.0.0.0:6789".parse().unwrap();
+        assert!(!reads_need_token(&args(&[]), loopback));
+        assert!(reads_need_token(&args(&[]), everywhere));
+        assert!(reads_need_token(&args(&["--auth-reads"]), loopback));
+        assert!(!reads_need_token(&args(&["--open-reads"]), everywhere));
+    }
 
     #[test]
     fn wildcard_addresses_are_reached_through_loopback() {
