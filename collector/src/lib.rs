@@ -2,7 +2,7 @@
 //! Sextant server.
 //!
 //! This crate ships into trial pods (as the `sextant-collector` binary), so it stays small: regex,
-//! JSON and time parsing, and a blocking plain-http client (`ureq`, no TLS, no async runtime).
+//! JSON and time parsing, and a blocking http client (`ureq` with rustls, no async runtime).
 //! Every value keeps a step (the line's `step=`/`epoch=` when it has one, otherwise the metric's
 //! own sequence number) and a timestamp, so curves exist for early stopping.
 //!

@@ -1,8 +1,9 @@
 //! Delivering observations to a Sextant server: `POST .../trials/{trial}/metrics`.
 //!
 //! One blocking client per trial, with one `ureq` agent so that batches reuse a keep-alive
-//! connection. Plain http only (no TLS in the binary that ships into trial pods): the endpoint is
-//! the in-cluster or loopback address of the server.
+//! connection. The endpoint is normally the in-cluster or loopback plain-http address of the
+//! server; https is accepted too, verified against the Mozilla root certificates that ship with
+//! `ureq`'s rustls (the collector has TLS anyway, for the Kubernetes API).
 //!
 //! The answer is classified once, here, into what the caller must do with the batch
 //! ([`PushError::is_retryable`]), following the server contract: connection errors, 408, 429 and
@@ -58,9 +59,9 @@ pub enum TargetError {
         /// What it should hold and who sets it.
         hint: &'static str,
     },
-    /// `SEXTANT_ENDPOINT` is not a plain-http URL.
+    /// `SEXTANT_ENDPOINT` is not an http(s) URL.
     #[error(
-        "{ENV_ENDPOINT}={value:?} {reason}; expected a plain-http base URL such as http://127.0.0.1:6789"
+        "{ENV_ENDPOINT}={value:?} {reason}; expected an http(s) base URL such as http://127.0.0.1:6789"
     )]
     BadEndpoint {
         /// The value as given.
@@ -138,22 +139,15 @@ pub fn experiment_of_trial(trial: &str) -> Option<&str> {
     (is_index && !experiment.is_empty()).then_some(experiment)
 }
 
-/// The endpoint without trailing slashes, when it is `http://host…`.
+/// The endpoint without trailing slashes, when it is `http://host…` or `https://host…`.
 fn parse_endpoint(value: &str) -> Result<String, TargetError> {
     let bad = |reason| TargetError::BadEndpoint {
         value: value.to_owned(),
         reason,
     };
-    let rest = if let Some(rest) = strip_prefix_ignore_case(value, "http://") {
-        rest
-    } else if strip_prefix_ignore_case(value, "https://").is_some() {
-        return Err(bad(
-            "uses https, which this collector does not speak (it ships without TLS to stay \
-             small); point it at the server's plain-http address",
-        ));
-    } else {
-        return Err(bad("does not start with http://"));
-    };
+    let rest = strip_prefix_ignore_case(value, "http://")
+        .or_else(|| strip_prefix_ignore_case(value, "https://"))
+        .ok_or_else(|| bad("does not start with http:// or https://"))?;
     if rest.trim_end_matches('/').is_empty() {
         return Err(bad("names no host"));
     }
@@ -445,9 +439,15 @@ mod tests {
             with_endpoint("HTTP://server:80").unwrap().endpoint,
             "HTTP://server:80"
         );
+        assert_eq!(
+            with_endpoint("https://sextant.example.com/")
+                .unwrap()
+                .endpoint,
+            "https://sextant.example.com"
+        );
         for (bad, why) in [
-            ("https://server", "https"),
             ("server:6789", "does not start with http://"),
+            ("https://", "names no host"),
             ("http://", "names no host"),
             ("http:///", "names no host"),
         ] {

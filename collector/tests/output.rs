@@ -281,12 +281,12 @@ fn missing_settings_exit_2_naming_the_fix() {
     assert!(text(&output.stderr).contains("--metric NAME"));
     assert!(text(&output.stderr).contains("SEXTANT_METRICS"));
 
-    let output = collector("https://example.com")
+    let output = collector("ftp://example.com")
         .args(["--metric", "loss", "--", "true"])
         .output()
         .unwrap();
     assert_output(&output, output.status.code() == Some(2), "exit 2");
-    assert!(text(&output.stderr).contains("plain-http"));
+    assert!(text(&output.stderr).contains("http(s) base URL"));
 
     let output = collector(&server.endpoint())
         .args(["--metric", "loss", "--filter", "(x", "--", "true"])

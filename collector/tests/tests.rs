@@ -4,5 +4,6 @@
 mod fixture;
 
 mod file;
+mod kube;
 mod output;
 mod python;

@@ -19,9 +19,14 @@ USAGE:
     sextant-collector [OPTIONS] -- COMMAND [ARGS...]
         Run COMMAND, pass its stdout and stderr through unchanged, read metrics from both
         (Katib's StdOut collector), and exit with its exit code (128+N if killed by signal N).
-    sextant-collector [OPTIONS] --file PATH [--format text|json] (--pid PID | -- COMMAND...)
-        Follow the metrics file PATH (Katib's File collector) while COMMAND runs, or while
-        process PID lives; then read the rest of the file.
+    sextant-collector [OPTIONS] --file PATH [--format text|json]
+                      (--pid PID | --until-container NAME | -- COMMAND...)
+        Follow the metrics file PATH (Katib's File collector) while COMMAND runs, while
+        process PID lives, or until container NAME of this pod has terminated (Kubernetes
+        sidecar); then read the rest of the file.
+    sextant-collector [OPTIONS] --kube-log --container NAME
+        Kubernetes sidecar: read the log of container NAME of this pod through the Kubernetes
+        API, from its beginning until the container has terminated (Katib's StdOut collector).
 
 OPTIONS:
     --metric NAME          A metric to collect; repeat for several. Default: $SEXTANT_METRICS.
@@ -31,28 +36,41 @@ OPTIONS:
     --file PATH            Follow this file instead of reading COMMAND's output.
     --format text|json     The file's format (default text): text lines, or JSON lines.
     --pid PID              With --file: stop when process PID is gone (needs /proc).
+    --until-container NAME With --file: stop when container NAME of this pod has terminated.
+    --kube-log             Read the log of --container NAME of this pod (Kubernetes API).
+    --container NAME       The container whose log --kube-log reads.
+    --kube-api URL         The Kubernetes API (default: https://$KUBERNETES_SERVICE_HOST:
+                           $KUBERNETES_SERVICE_PORT); http:// is accepted, for tests.
+    --kube-sa-dir DIR      The service account's token, ca.crt and namespace (default
+                           /var/run/secrets/kubernetes.io/serviceaccount).
     --spool-dir DIR        Where points go when memory is full or delivery stopped
                            (default: $TMPDIR/sextant-collector-<trial>).
     --memory-points N      Points kept in memory before spilling to disk (default 100000).
     --batch-points N       Most points per request, 1 to 10000 (default 1000).
     --flush-interval SECS  Longest a point waits to be sent (default 1).
     --flush-timeout SECS   How long to keep trying to deliver after COMMAND ended
-                           (default 120); what is left stays in the spool directory.
+                           or SIGTERM came (default 120); what is left stays in the
+                           spool directory.
     -h, --help             Print this help.
     -V, --version          Print the version.
 
 ENVIRONMENT (set by Sextant for the trials it starts):
-    SEXTANT_ENDPOINT    The server's base URL, plain http, e.g. http://127.0.0.1:6789
+    SEXTANT_ENDPOINT    The server's base URL, e.g. http://127.0.0.1:6789 (https is
+                        checked against the Mozilla root certificates)
     SEXTANT_TRIAL       The trial's name, {experiment}-{NNNN}
     SEXTANT_EXPERIMENT  The experiment's name (default: derived from SEXTANT_TRIAL)
     SEXTANT_TOKEN       The trial's bearer token
     SEXTANT_METRICS     Metric names, comma-separated, when no --metric/--metrics is given
+    POD_NAME            With --kube-log or --until-container: this pod's name
+    POD_NAMESPACE       This pod's namespace (default: the service account's namespace file)
+    KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT   The in-cluster API address
 
 NOTES:
     COMMAND gets PYTHONUNBUFFERED=1 unless it is set, so Python prints metrics as they come.
-    Signals are not forwarded: to stop a trial, signal the whole process group (Sextant's local
-    runtime does). Points are removed only once the server accepted them; a refused batch (bad
-    token, unknown trial) stops delivery and the points stay in the spool file.
+    SIGTERM and SIGINT are forwarded to COMMAND; without a COMMAND they end the collection:
+    what was read is delivered (for up to --flush-timeout) and the collector exits. Points are
+    removed only once the server accepted them; a refused batch (bad token, unknown trial)
+    stops delivery and the points stay in the spool file.
 ";
 
 /// What the command line asks for.
@@ -75,6 +93,15 @@ pub(crate) struct Options {
     pub(crate) batch_points: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) flush_timeout: Duration,
+    /// How to reach the Kubernetes API, for `--kube-log` and `--until-container`.
+    pub(crate) kube: KubeFlags,
+}
+
+/// `--kube-api` and `--kube-sa-dir`; the environment fills in the rest (see `kube.rs`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct KubeFlags {
+    pub(crate) api: Option<String>,
+    pub(crate) sa_dir: Option<PathBuf>,
 }
 
 /// Where the metrics come from.
@@ -88,6 +115,8 @@ pub(crate) enum Source {
         format: FileFormat,
         writer: Writer,
     },
+    /// The log of a container of this pod, read through the Kubernetes API.
+    KubeLog { container: String },
 }
 
 /// The format of a metrics file (Katib's `fileSystemPath.format`).
@@ -102,6 +131,8 @@ pub(crate) enum FileFormat {
 pub(crate) enum Writer {
     Command(Vec<OsString>),
     Pid(u32),
+    /// A container of this pod; the file is complete once it has terminated.
+    Container(String),
 }
 
 /// A command line that cannot be used, with what would be accepted.
@@ -124,6 +155,10 @@ pub(crate) fn parse(
     let mut file = None;
     let mut format = None;
     let mut pid = None;
+    let mut kube_log = false;
+    let mut container = None;
+    let mut until_container = None;
+    let mut kube = KubeFlags::default();
     let mut spool_dir = None;
     let mut memory_points = DEFAULT_MEMORY_POINTS;
     let mut batch_points = DEFAULT_BATCH_POINTS;
@@ -162,6 +197,20 @@ pub(crate) fn parse(
             "--file" => file = Some(PathBuf::from(value()?)),
             "--format" => format = Some(parse_format(&utf8(&flag, value()?)?)?),
             "--pid" => pid = Some(parse_pid(&utf8(&flag, value()?)?)?),
+            "--kube-log" => {
+                if inline_value.is_some() {
+                    return Err(usage(
+                        "--kube-log takes no value; name the container with --container NAME",
+                    ));
+                }
+                kube_log = true;
+            }
+            "--container" => container = Some(parse_container(&flag, &utf8(&flag, value()?)?)?),
+            "--until-container" => {
+                until_container = Some(parse_container(&flag, &utf8(&flag, value()?)?)?);
+            }
+            "--kube-api" => kube.api = Some(utf8(&flag, value()?)?),
+            "--kube-sa-dir" => kube.sa_dir = Some(PathBuf::from(value()?)),
             "--spool-dir" => spool_dir = Some(PathBuf::from(value()?)),
             "--memory-points" => memory_points = parse_count(&flag, &utf8(&flag, value()?)?)?,
             "--batch-points" => {
@@ -197,10 +246,45 @@ pub(crate) fn parse(
              {ENV_METRICS}=a,b (Sextant sets it for the trials it starts)"
         )));
     }
+    if container.is_some() && !kube_log {
+        return Err(usage(
+            "--container goes with --kube-log (with --file, use --until-container NAME)",
+        ));
+    }
+    let uses_kube = kube_log || until_container.is_some();
+    if !uses_kube && (kube.api.is_some() || kube.sa_dir.is_some()) {
+        return Err(usage(
+            "--kube-api and --kube-sa-dir go with --kube-log or --until-container",
+        ));
+    }
     let source = match file {
+        None if kube_log => {
+            if format.is_some() || pid.is_some() || until_container.is_some() {
+                return Err(usage(
+                    "--format, --pid and --until-container go with --file PATH, not --kube-log",
+                ));
+            }
+            if !command.is_empty() {
+                return Err(usage(
+                    "--kube-log reads another container's log; it runs no command (remove the \
+                     part after --)",
+                ));
+            }
+            let container = container.ok_or_else(|| {
+                usage("--kube-log needs the container whose log to read: --container NAME")
+            })?;
+            Source::KubeLog { container }
+        }
+        Some(_) if kube_log => {
+            return Err(usage(
+                "give either --kube-log (read a container's log) or --file PATH, not both",
+            ));
+        }
         None => {
-            if format.is_some() || pid.is_some() {
-                return Err(usage("--format and --pid go with --file PATH"));
+            if format.is_some() || pid.is_some() || until_container.is_some() {
+                return Err(usage(
+                    "--format, --pid and --until-container go with --file PATH",
+                ));
             }
             if command.is_empty() {
                 return Err(usage(
@@ -217,18 +301,24 @@ pub(crate) fn parse(
                     "--filter applies to text only; JSON lines are read by key",
                 ));
             }
-            let writer = match (pid, command.is_empty()) {
-                (Some(pid), true) => Writer::Pid(pid),
-                (None, false) => Writer::Command(command),
-                (Some(_), false) => {
-                    return Err(usage(
-                        "give either --pid PID or -- COMMAND with --file, not both",
-                    ));
-                }
-                (None, true) => {
+            let given = usize::from(pid.is_some())
+                + usize::from(until_container.is_some())
+                + usize::from(!command.is_empty());
+            if given > 1 {
+                return Err(usage(
+                    "give one of --pid PID, --until-container NAME or -- COMMAND with --file, \
+                     not several",
+                ));
+            }
+            let writer = match (pid, until_container) {
+                (Some(pid), _) => Writer::Pid(pid),
+                (None, Some(container)) => Writer::Container(container),
+                (None, None) if !command.is_empty() => Writer::Command(command),
+                (None, None) => {
                     return Err(usage(
                         "--file needs to know when the file is complete: add --pid PID (the \
-                         writing process) or -- COMMAND (run it here)",
+                         writing process), --until-container NAME (a container of this pod) or \
+                         -- COMMAND (run it here)",
                     ));
                 }
             };
@@ -248,7 +338,27 @@ pub(crate) fn parse(
         batch_points,
         flush_interval,
         flush_timeout,
+        kube,
     }))
+}
+
+/// A container name: a DNS label (RFC 1123), as Kubernetes requires.
+fn parse_container(flag: &str, value: &str) -> Result<String, UsageError> {
+    let label = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if label {
+        Ok(value.to_owned())
+    } else {
+        Err(usage(format!(
+            "{flag} {value:?} is not a container name; Kubernetes names containers with lower-case \
+             letters, digits and '-' (at most 63, starting and ending with a letter or digit)"
+        )))
+    }
 }
 
 fn utf8(flag: &str, value: OsString) -> Result<String, UsageError> {
@@ -351,6 +461,7 @@ mod tests {
                 batch_points: DEFAULT_BATCH_POINTS,
                 flush_interval: DEFAULT_FLUSH_INTERVAL,
                 flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+                kube: KubeFlags::default(),
             }
         );
     }
@@ -439,6 +550,47 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_sidecar_modes() {
+        let got = options(&[
+            "--kube-log",
+            "--container",
+            "training",
+            "--metrics",
+            "loss,acc",
+            "--kube-api",
+            "http://127.0.0.1:9",
+            "--kube-sa-dir",
+            "/sa",
+        ]);
+        assert_eq!(
+            got.source,
+            Source::KubeLog {
+                container: "training".into()
+            }
+        );
+        assert_eq!(got.kube.api.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(got.kube.sa_dir, Some(PathBuf::from("/sa")));
+        let got = options(&[
+            "--file",
+            "/m/metrics.log",
+            "--format",
+            "text",
+            "--until-container",
+            "main",
+            "--metric",
+            "loss",
+        ]);
+        assert_eq!(
+            got.source,
+            Source::File {
+                path: "/m/metrics.log".into(),
+                format: FileFormat::Text,
+                writer: Writer::Container("main".into())
+            }
+        );
+    }
+
+    #[test]
     fn help_and_version() {
         assert_eq!(parse(args(&["--help"]), no_env), Ok(Invocation::Help));
         assert_eq!(
@@ -503,7 +655,53 @@ mod tests {
             (&["--metric", "x", "--file", "f"], "add --pid PID"),
             (
                 &["--metric", "x", "--file", "f", "--pid", "1", "--", "t"],
+                "not several",
+            ),
+            (
+                &[
+                    "--metric",
+                    "x",
+                    "--file",
+                    "f",
+                    "--until-container",
+                    "main",
+                    "--pid",
+                    "1",
+                ],
+                "not several",
+            ),
+            (&["--metric", "x", "--kube-log"], "--container NAME"),
+            (
+                &["--metric", "x", "--kube-log", "--container", "Main_1"],
+                "not a container name",
+            ),
+            (
+                &["--metric", "x", "--kube-log", "--container", "m", "--", "t"],
+                "runs no command",
+            ),
+            (
+                &[
+                    "--metric",
+                    "x",
+                    "--kube-log",
+                    "--container",
+                    "m",
+                    "--file",
+                    "f",
+                ],
                 "not both",
+            ),
+            (
+                &["--metric", "x", "--container", "m", "--", "t"],
+                "goes with --kube-log",
+            ),
+            (
+                &["--metric", "x", "--kube-api", "http://h", "--", "t"],
+                "go with --kube-log",
+            ),
+            (
+                &["--metric", "x", "--until-container", "m", "--", "t"],
+                "go with --file PATH",
             ),
             (
                 &["--metric", "x", "--pid", "1", "--", "t"],

@@ -1,41 +1,91 @@
 //! File mode: follow a metrics file until its writer is done, then read the rest.
 //!
 //! The writer is either a command run here (its output goes straight to ours; metrics come from
-//! the file only) or another process named by `--pid`, the sidecar case, which is watched
-//! through `/proc`. Whether the writer is done is checked *before* each read, so the read after
-//! it ended sees everything it wrote.
+//! the file only), another process named by `--pid`, watched through `/proc`, or a container of
+//! this pod named by `--until-container` (the Kubernetes sidecar), whose state is polled from the
+//! API every [`CONTAINER_POLL_INTERVAL`]. Whether the writer is done is checked *before* each
+//! read, so the read after it ended sees everything it wrote.
+//!
+//! SIGTERM or SIGINT goes to the command when there is one (which then ends the run); otherwise
+//! it counts as the writer being done: the rest of the file is read and the points delivered.
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sextant_collector::Shipper;
 use sextant_collector::tail::FileTail;
 
 use crate::CliError;
 use crate::args::Writer;
+use crate::kube::{ContainerState, KubeClient};
 use crate::reader::MetricReader;
+use crate::signals::Termination;
 
 /// How often the file is read: metrics show up within a fraction of the 1 s flush interval, and
 /// an idle poll costs two `stat` calls.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the pod's status is fetched with `--until-container`: a container's end is noticed
+/// within a second, at one small GET per second per trial pod.
+const CONTAINER_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The process writing the file.
 enum Running {
     Child(Child),
     Pid(u32),
+    Container {
+        client: KubeClient,
+        name: String,
+        checked_at: Option<Instant>,
+        warned: bool,
+    },
 }
 
 impl Running {
     /// `Some` once the writer is gone: its exit status when it is our child.
-    fn finished(&mut self) -> Result<Option<Option<ExitStatus>>, CliError> {
+    fn finished(
+        &mut self,
+        termination: &Termination,
+    ) -> Result<Option<Option<ExitStatus>>, CliError> {
         match self {
             Self::Child(child) => match child.try_wait() {
-                Ok(status) => Ok(status.map(Some)),
+                Ok(status) => {
+                    if status.is_some() {
+                        termination.stop_forwarding();
+                    }
+                    Ok(status.map(Some))
+                }
                 Err(error) => Err(CliError::Io(format!(
                     "waiting for the command failed: {error}"
                 ))),
             },
+            _ if termination.requested() => Ok(Some(None)),
             Self::Pid(pid) => Ok((!process_alive(Path::new("/proc"), *pid)).then_some(None)),
+            Self::Container {
+                client,
+                name,
+                checked_at,
+                warned,
+            } => {
+                if checked_at.is_some_and(|at| at.elapsed() < CONTAINER_POLL_INTERVAL) {
+                    return Ok(None);
+                }
+                *checked_at = Some(Instant::now());
+                match client.container_state(name) {
+                    Ok(ContainerState::Terminated { .. }) => Ok(Some(None)),
+                    Ok(ContainerState::NotTerminated) => Ok(None),
+                    Err(error) if error.is_retryable() => {
+                        // SIGTERM from the kubelet still ends the run if the API stays away.
+                        if !*warned {
+                            *warned = true;
+                            crate::warn(format_args!(
+                                "{error}; will keep trying (and stop on SIGTERM)"
+                            ));
+                        }
+                        Ok(None)
+                    }
+                    Err(error) => Err(CliError::Setup(error.to_string())),
+                }
+            }
         }
     }
 }
@@ -44,11 +94,25 @@ impl Running {
 pub(crate) fn run(
     path: &Path,
     writer: &Writer,
+    kube: Option<KubeClient>,
     reader: &mut MetricReader,
     shipper: &Shipper,
+    termination: &Termination,
 ) -> Result<Option<ExitStatus>, CliError> {
     let mut running = match writer {
-        Writer::Command(command) => Running::Child(crate::wrap::spawn(command, Stdio::inherit)?),
+        Writer::Command(command) => {
+            let child = crate::wrap::spawn(command, Stdio::inherit)?;
+            termination.forward_to(child.id());
+            Running::Child(child)
+        }
+        Writer::Container(name) => Running::Container {
+            client: kube.ok_or_else(|| {
+                CliError::Setup("--until-container needs the Kubernetes API".into())
+            })?,
+            name: name.clone(),
+            checked_at: None,
+            warned: false,
+        },
         Writer::Pid(pid) => {
             if !Path::new("/proc/self").exists() {
                 return Err(CliError::Setup(
@@ -64,7 +128,7 @@ pub(crate) fn run(
     let mut warned = false;
     let mut points = Vec::new();
     let status = loop {
-        let finished = running.finished()?;
+        let finished = running.finished(termination)?;
         let now = jiff::Timestamp::now();
         let mut on_line = |line: &str| reader.read_line(line, now, &mut points);
         if let Err(error) = tail.poll(&mut on_line) {

@@ -3,12 +3,20 @@
 //!
 //! Exit codes: in output mode and in file mode with a command, the command's own (128+N when a
 //! signal N killed it), so the collector is transparent to whoever runs the trial; metrics that
-//! could not be delivered are reported on stderr, not in the exit code. In file mode with `--pid`,
-//! 0 when every point was delivered and 1 otherwise. 2 for bad usage or environment, 126/127 when
-//! the command cannot be started (as a shell does).
+//! could not be delivered are reported on stderr, not in the exit code. Without a command of its
+//! own (`--pid`, `--until-container`, `--kube-log`), 0 when every point was delivered and 1
+//! otherwise, whether the run ended with the writer or with SIGTERM; the trial container's own
+//! exit code is not repeated, since Kubernetes reports it for that container. 2 for bad usage or
+//! environment (including a Kubernetes API that refuses the service account), 126/127 when the
+//! command cannot be started (as a shell does). A native sidecar that exits while the main
+//! container runs is restarted by the kubelet and reads the log again from the beginning, which
+//! the server's idempotent writes absorb.
 mod args;
 mod follow;
+mod kube;
+mod kubelog;
 mod reader;
+mod signals;
 mod wrap;
 
 use std::io::Write;
@@ -18,7 +26,7 @@ use sextant_collector::push::PushTarget;
 use sextant_collector::shipper::Notice;
 use sextant_collector::{FlushReport, PushClient, Shipper, ShipperConfig};
 
-use crate::args::{FileFormat, Invocation, Options, Source};
+use crate::args::{FileFormat, Invocation, Options, Source, Writer};
 use crate::reader::MetricReader;
 
 /// Why the collector could not do its job.
@@ -79,15 +87,52 @@ fn run() -> Result<ExitCode, CliError> {
     };
     let target = PushTarget::from_env().map_err(|error| CliError::Setup(error.to_string()))?;
     let format = match &options.source {
-        Source::Output { .. } => FileFormat::Text,
+        Source::Output { .. } | Source::KubeLog { .. } => FileFormat::Text,
         Source::File { format, .. } => *format,
     };
     let mut reader = MetricReader::new(format, &options.metrics, &options.filters)
         .map_err(|error| CliError::Usage(error.to_string()))?;
+    let uses_kube = matches!(
+        &options.source,
+        Source::KubeLog { .. }
+            | Source::File {
+                writer: Writer::Container(_),
+                ..
+            }
+    );
+    let kube = if uses_kube {
+        let config = kube::KubeConfig::resolve(&options.kube, |name| std::env::var(name).ok())
+            .map_err(|error| CliError::Setup(error.0))?;
+        Some(kube::KubeClient::new(config).map_err(|error| CliError::Setup(error.0))?)
+    } else {
+        None
+    };
+    // Before anything starts: a SIGTERM from now on ends the run with a final flush.
+    let termination = signals::Termination::install().unwrap_or_else(|error| {
+        warn(format_args!(
+            "cannot listen for SIGTERM ({error}); a signal will end the collector at once"
+        ));
+        signals::Termination::default()
+    });
     let shipper = start_shipper(&options, &target);
     let status = match &options.source {
-        Source::Output { command } => Some(wrap::run(command, &mut reader, &shipper)?),
-        Source::File { path, writer, .. } => follow::run(path, writer, &mut reader, &shipper)?,
+        Source::Output { command } => {
+            Some(wrap::run(command, &mut reader, &shipper, &termination)?)
+        }
+        Source::File { path, writer, .. } => {
+            follow::run(path, writer, kube, &mut reader, &shipper, &termination)?
+        }
+        Source::KubeLog { container } => {
+            let client = kube.ok_or_else(|| CliError::Setup("no Kubernetes client".into()))?;
+            match kubelog::run(client, container, &mut reader, &shipper, &termination)? {
+                kubelog::LogEnd::Terminated { .. } => {}
+                kubelog::LogEnd::Stopped => warn(format_args!(
+                    "stopped by a signal before container {container} ended; delivering what \
+                     was read"
+                )),
+            }
+            None
+        }
     };
     if let Some(summary) = reader.summary() {
         warn(format_args!("{summary}"));

@@ -21,6 +21,7 @@ use sextant_collector::lines::LineSplitter;
 
 use crate::CliError;
 use crate::reader::MetricReader;
+use crate::signals::Termination;
 
 /// How long output is still read after the command exited while a pipe stays open (held by a
 /// process the command left behind). Long enough for buffered output already in the pipe.
@@ -47,8 +48,12 @@ pub(crate) fn run(
     command: &[OsString],
     reader: &mut MetricReader,
     shipper: &Shipper,
+    termination: &Termination,
 ) -> Result<ExitStatus, CliError> {
     let mut child = spawn(command, Stdio::piped)?;
+    // SIGTERM and SIGINT go to the command; the run ends when it does.
+    termination.forward_to(child.id());
+    let forwarding = termination.clone();
     let (events, received) = mpsc::sync_channel(LINE_CHANNEL_CAPACITY);
     let mut open_streams = 0;
     if let Some(stdout) = child.stdout.take() {
@@ -60,7 +65,10 @@ pub(crate) fn run(
         open_streams += 1;
     }
     std::thread::spawn(move || {
-        let _ = events.send(Event::Exited(child.wait()));
+        let status = child.wait();
+        // Reaped: its process id may be reused from now on.
+        forwarding.stop_forwarding();
+        let _ = events.send(Event::Exited(status));
     });
 
     let mut exited: Option<io::Result<ExitStatus>> = None;
