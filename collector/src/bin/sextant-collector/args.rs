@@ -78,7 +78,7 @@ NOTES:
 pub(crate) enum Invocation {
     Help,
     Version,
-    Collect(Options),
+    Collect(Box<Options>),
 }
 
 /// A checked command line.
@@ -329,7 +329,7 @@ pub(crate) fn parse(
             }
         }
     };
-    Ok(Invocation::Collect(Options {
+    Ok(Invocation::Collect(Box::new(Options {
         source,
         metrics,
         filters,
@@ -339,7 +339,7 @@ pub(crate) fn parse(
         flush_interval,
         flush_timeout,
         kube,
-    }))
+    })))
 }
 
 /// A container name: a DNS label (RFC 1123), as Kubernetes requires.
@@ -434,7 +434,7 @@ mod tests {
 
     fn options(line: &[&str]) -> Options {
         match parse(args(line), no_env).unwrap() {
-            Invocation::Collect(options) => options,
+            Invocation::Collect(options) => *options,
             other => panic!("{other:?}"),
         }
     }
