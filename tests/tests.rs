@@ -6,6 +6,7 @@ mod collector;
 mod digits;
 mod early_stopping;
 mod gpu;
+mod manifests;
 mod resume;
 mod run;
 mod serve;
