@@ -135,6 +135,9 @@ fn names_follow_katib() {
     }
 }
 
+/// A printer column: name, type, JSON path.
+type Column = (&'static str, &'static str, &'static str);
+
 #[test]
 fn status_subresource_and_katib_printer_columns() {
     let conditions = [
@@ -149,7 +152,7 @@ fn status_subresource_and_katib_printer_columns() {
         ("Assigned", "string", ".status.suggestionCount"),
         age,
     ];
-    let expected: [(&str, &[(&str, &str, &str)]); 3] = [
+    let expected: [(&str, &[Column]); 3] = [
         ("Experiment", &[conditions[0], conditions[1], age]),
         ("Trial", &[conditions[0], conditions[1], age]),
         ("Suggestion", &suggestion),
