@@ -6,6 +6,7 @@ pub mod bench_stopping;
 pub mod best;
 pub mod client;
 mod console;
+pub mod crd;
 pub mod delete;
 pub mod describe;
 pub mod error;
@@ -81,6 +82,8 @@ pub enum Command {
     /// Measure Sextant itself.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Print the Kubernetes CRDs (Experiment, Trial, Suggestion) as YAML.
+    Crd,
 }
 
 /// Runs the parsed command line; the result is the process exit code.
@@ -110,6 +113,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Watch(args) => watch::run(args, remote()?).await,
         Command::Serve(args) => serve::run(args, &data_dir).await,
         Command::Bench(command) => bench::run(command, &data_dir).await,
+        Command::Crd => crd::run(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`defaults::apply_defaults`] fills in Katib's defaults, and [`validate::validate`] checks every
 //! rule and produces a [`CheckedExperiment`] that the controller works from without re-checking.
 
+pub mod crd;
 pub mod defaults;
 pub mod error;
 pub mod parse;

@@ -5,10 +5,18 @@
 //! strings (`feasibleSpace.min` ...) stay strings here; they are parsed once, in validation, into
 //! the typed search space. Unknown fields under `trialTemplate.trialSpec` are kept as-is
 //! (`serde_json::Value`), since it is an arbitrary Kubernetes object.
+//!
+//! The spec types also derive `JsonSchema`, and `ExperimentSpec` derives kube's `CustomResource`:
+//! the `kubeflow.org/v1beta1` Experiment CRD is generated from these same types (the resource
+//! struct is `ExperimentResource`; its status and the other CRDs live in [`super::crd`]).
 
 use std::collections::BTreeMap;
 
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::crd::{self, ExperimentStatus};
 
 pub use sextant_suggestion::katib::{
     AlgorithmSetting, AlgorithmSpec, FeasibleSpace, MetricStrategy, ObjectiveSpec,
@@ -57,7 +65,22 @@ pub struct ObjectMeta {
 }
 
 /// `spec` of an Experiment.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "kubeflow.org",
+    version = "v1beta1",
+    kind = "Experiment",
+    root = "ExperimentResource",
+    doc = "A Katib Experiment: a search space, an objective, an algorithm and a trial template.",
+    namespaced,
+    status = "ExperimentStatus",
+    category = "all",
+    category = "kubeflow",
+    category = "katib",
+    printcolumn = r#"{"name": "Type", "type": "string", "jsonPath": ".status.conditions[-1:].type"}"#,
+    printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.conditions[-1:].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentSpec {
     /// The search space.
@@ -96,7 +119,7 @@ pub struct ExperimentSpec {
 }
 
 /// `earlyStopping`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EarlyStoppingSpec {
     /// Rule name (`medianstop`, ...).
@@ -108,7 +131,7 @@ pub struct EarlyStoppingSpec {
 }
 
 /// `trialTemplate`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrialTemplate {
     /// Keep finished trial workloads (Kubernetes).
@@ -116,6 +139,7 @@ pub struct TrialTemplate {
     pub retain: bool,
     /// The workload, as an arbitrary Kubernetes object with `${trialParameters.*}` placeholders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crd::free_form_object")]
     pub trial_spec: Option<serde_json::Value>,
     /// A ConfigMap that holds the workload instead (Kubernetes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,7 +162,7 @@ pub struct TrialTemplate {
 }
 
 /// `trialTemplate.configMap`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigMapSource {
     /// ConfigMap name.
@@ -153,7 +177,7 @@ pub struct ConfigMapSource {
 }
 
 /// One entry of `trialTemplate.trialParameters`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrialParameterSpec {
     /// The placeholder name (`${trialParameters.<name>}`).
@@ -168,7 +192,7 @@ pub struct TrialParameterSpec {
 }
 
 /// `metricsCollectorSpec`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsCollectorSpec {
     /// Where metrics come from.
@@ -180,11 +204,12 @@ pub struct MetricsCollectorSpec {
 }
 
 /// `metricsCollectorSpec.source`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceSpec {
     /// Kubernetes `HTTPGetAction` for the Prometheus collector, kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crd::free_form_object")]
     pub http_get: Option<serde_json::Value>,
     /// File or directory the metrics are written to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,7 +220,7 @@ pub struct SourceSpec {
 }
 
 /// `source.fileSystemPath`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileSystemPath {
     /// The path.
@@ -210,7 +235,7 @@ pub struct FileSystemPath {
 }
 
 /// `source.filter`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FilterSpec {
     /// Regular expressions with two groups: metric name and value.
@@ -219,7 +244,7 @@ pub struct FilterSpec {
 }
 
 /// `metricsCollectorSpec.collector`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CollectorSpec {
     /// `StdOut` (default), `File`, `TensorFlowEvent`, `PrometheusMetric`, `Custom`, `None`.
@@ -227,11 +252,12 @@ pub struct CollectorSpec {
     pub kind: String,
     /// The container of a `Custom` collector, kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crd::free_form_object")]
     pub custom_collector: Option<serde_json::Value>,
 }
 
 /// `nasConfig` (parsed and kept; the NAS algorithms are not built yet).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NasConfig {
     /// The network's shape.
@@ -243,7 +269,7 @@ pub struct NasConfig {
 }
 
 /// `nasConfig.graphConfig`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GraphConfig {
     /// Number of layers.
@@ -258,7 +284,7 @@ pub struct GraphConfig {
 }
 
 /// One NAS operation.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
     /// Operation type.

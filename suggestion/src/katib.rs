@@ -2,11 +2,16 @@
 //! parameters, objective, algorithm and assignments, field for field (Katib's
 //! `apis/controller/common/v1beta1`). Numbers Katib keeps as strings stay strings; bare YAML/JSON
 //! numbers are accepted and kept as their text.
+//!
+//! The types also derive `JsonSchema`, from which Sextant's CRDs are generated: a string-or-number
+//! field's schema is [`string_or_number_schema`], since a Kubernetes structural schema cannot say
+//! "string or number" with a `type`.
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// One search-space parameter.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParameterSpec {
     /// The parameter's name.
@@ -21,7 +26,7 @@ pub struct ParameterSpec {
 }
 
 /// `feasibleSpace` of a parameter; numbers as strings, like Katib.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FeasibleSpace {
     /// Upper bound.
@@ -30,6 +35,7 @@ pub struct FeasibleSpace {
         deserialize_with = "string_or_number_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "string_or_number_schema")]
     pub max: Option<String>,
     /// Lower bound.
     #[serde(
@@ -37,6 +43,7 @@ pub struct FeasibleSpace {
         deserialize_with = "string_or_number_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "string_or_number_schema")]
     pub min: Option<String>,
     /// Values of a discrete or categorical parameter.
     #[serde(
@@ -44,6 +51,7 @@ pub struct FeasibleSpace {
         deserialize_with = "string_or_number_list",
         skip_serializing_if = "Vec::is_empty"
     )]
+    #[schemars(schema_with = "string_or_number_list_schema")]
     pub list: Vec<String>,
     /// Quantisation step.
     #[serde(
@@ -51,6 +59,7 @@ pub struct FeasibleSpace {
         deserialize_with = "string_or_number_opt",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(schema_with = "string_or_number_schema")]
     pub step: Option<String>,
     /// `uniform` (default), `logUniform`, `normal`, `logNormal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +67,7 @@ pub struct FeasibleSpace {
 }
 
 /// `objective`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectiveSpec {
     /// `minimize` or `maximize`.
@@ -79,7 +88,7 @@ pub struct ObjectiveSpec {
 }
 
 /// One metric's reduction strategy.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricStrategy {
     /// The metric.
@@ -91,7 +100,7 @@ pub struct MetricStrategy {
 }
 
 /// `algorithm`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlgorithmSpec {
     /// Katib algorithm name (`random`, `grid`, `sobol`, ...).
@@ -103,7 +112,7 @@ pub struct AlgorithmSpec {
 }
 
 /// One algorithm or early-stopping setting.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlgorithmSetting {
     /// Setting name.
@@ -111,11 +120,12 @@ pub struct AlgorithmSetting {
     pub name: String,
     /// Setting value, a string like everything in Katib settings.
     #[serde(default, deserialize_with = "string_or_number")]
+    #[schemars(schema_with = "string_or_number_schema")]
     pub value: String,
 }
 
 /// A parameter's value in a trial (`parameterAssignments`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParameterAssignment {
     /// Parameter name.
@@ -157,6 +167,27 @@ fn string_or_number_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .map(scalar_to_string)
         .collect::<Result<_, _>>()
         .map_err(serde::de::Error::custom)
+}
+
+/// Schema of a string-or-number field. A structural schema needs a `type` on every field except
+/// those marked `x-kubernetes-preserve-unknown-fields` (or int-or-string, which rejects `0.01`), and
+/// may not put a `type` inside `anyOf`; so the field is left untyped and the apiserver keeps
+/// whatever scalar was written, as Katib's own CRD does for the whole spec. The deserializers
+/// above then turn it into a string or reject it, with the field's path.
+pub fn string_or_number_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A string, or a number kept as its text (Katib writes numbers as strings).",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+/// Schema of a list of string-or-number values (`feasibleSpace.list`).
+pub fn string_or_number_list_schema(generator: &mut SchemaGenerator) -> Schema {
+    let items = string_or_number_schema(generator);
+    json_schema!({
+        "type": "array",
+        "items": items
+    })
 }
 
 fn scalar_to_string(value: serde_json::Value) -> Result<String, String> {
