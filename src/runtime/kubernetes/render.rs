@@ -628,3 +628,498 @@ fn child_array<'m>(
 fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    const RANDOM: &str = include_str!("../../../examples/digits/random.yaml");
+    const PYTORCH_GPU: &str = include_str!("../../../examples/digits/pytorch-gpu.yaml");
+
+    fn identity() -> TrialIdentity {
+        TrialIdentity {
+            name: "digits-random-0001".into(),
+            namespace: "kubeflow".into(),
+        }
+    }
+
+    fn digits_assignments() -> Vec<ParameterAssignment> {
+        [
+            ("lr", "0.01"),
+            ("hidden-units", "64"),
+            ("batch-size", "32"),
+            ("optimizer", "adam"),
+            ("epochs", "5"),
+        ]
+        .into_iter()
+        .map(|(name, value)| ParameterAssignment {
+            name: name.into(),
+            value: value.into(),
+        })
+        .collect()
+    }
+
+    fn render(checked: &CheckedExperiment) -> Result<Value, RenderError> {
+        render_workload(
+            checked,
+            &identity(),
+            &digits_assignments(),
+            &ClusterSettings::default(),
+        )
+    }
+
+    /// The digits experiment with its trial spec replaced (no placeholders) and a collector.
+    fn with_spec(trial_spec: Value, primary: &str, collector: Collector) -> CheckedExperiment {
+        let mut checked = spec::check(RANDOM).unwrap();
+        checked.template.trial_spec = Some(trial_spec);
+        checked.template.trial_parameters.clear();
+        checked.template.primary_container_name = Some(primary.into());
+        checked.template.primary_pod_labels = None;
+        checked.collector = collector;
+        checked
+    }
+
+    fn job(pod_spec: Value) -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": pod_spec}}})
+    }
+
+    fn stdout() -> Collector {
+        Collector::StdOut {
+            filters: Vec::new(),
+        }
+    }
+
+    fn pod(workload: &Value) -> &Value {
+        &workload["spec"]["template"]["spec"]
+    }
+
+    fn expected_env() -> Value {
+        json!([
+            {"name": "SEXTANT_ENDPOINT", "value": "http://sextant.sextant-system.svc:6789"},
+            {"name": "SEXTANT_EXPERIMENT", "value": "digits-random"},
+            {"name": "SEXTANT_TRIAL", "value": "digits-random-0001"},
+            {"name": "SEXTANT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "digits-random-0001-token", "key": "token"}}},
+        ])
+    }
+
+    fn expected_sidecar(args: Value) -> Value {
+        let mut env = expected_env();
+        let env_list = env.as_array_mut().unwrap();
+        env_list.push(json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}));
+        env_list.push(json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}));
+        json!({
+            "name": "sextant-collector",
+            "image": "ghcr.io/sextant-tuning/sextant:0.1.0",
+            "command": ["/usr/local/bin/sextant-collector"],
+            "args": args,
+            "env": env,
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+            "securityContext": {
+                "runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}
+            },
+            "restartPolicy": "Always",
+        })
+    }
+
+    fn expected_labels() -> Value {
+        json!({
+            "sextant.io/experiment": "digits-random",
+            "sextant.io/trial": "digits-random-0001",
+            "katib.kubeflow.org/experiment": "digits-random",
+            "katib.kubeflow.org/trial": "digits-random-0001",
+        })
+    }
+
+    #[test]
+    fn digits_random_renders_a_job_with_the_stdout_sidecar() {
+        let checked = spec::check(RANDOM).unwrap();
+        let workload = render(&checked).unwrap();
+        assert_eq!(workload["apiVersion"], "batch/v1");
+        assert_eq!(workload["kind"], "Job");
+        assert_eq!(
+            workload["metadata"],
+            json!({"name": "digits-random-0001", "namespace": "kubeflow", "labels": expected_labels()})
+        );
+        assert_eq!(
+            workload["spec"]["template"]["metadata"],
+            json!({"labels": expected_labels()})
+        );
+        let pod = pod(&workload);
+        assert_eq!(
+            pod["containers"],
+            json!([{
+                "name": "training-container",
+                "image": "docker.io/sextant/digits:latest",
+                "command": ["python3", "train.py", "--lr=0.01", "--hidden-units=64",
+                            "--batch-size=32", "--optimizer=adam", "--epochs=5"],
+            }])
+        );
+        assert_eq!(
+            pod["initContainers"],
+            json!([expected_sidecar(json!([
+                "--kube-log", "--container", "training-container", "--metrics", "accuracy,loss"
+            ]))])
+        );
+        assert_eq!(pod["serviceAccountName"], "sextant-collector");
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod.as_object().unwrap().len(), 4, "{pod:#}");
+    }
+
+    #[test]
+    fn cluster_settings_reach_the_sidecar() {
+        let checked = spec::check(RANDOM).unwrap();
+        let cluster = ClusterSettings {
+            endpoint: "http://sextant.ml.svc:80".into(),
+            collector_image: "registry.local/sextant:dev".into(),
+            collector_service_account: "collector".into(),
+        };
+        let workload =
+            render_workload(&checked, &identity(), &digits_assignments(), &cluster).unwrap();
+        let sidecar = &pod(&workload)["initContainers"][0];
+        assert_eq!(sidecar["image"], "registry.local/sextant:dev");
+        assert_eq!(sidecar["env"][0]["value"], "http://sextant.ml.svc:80");
+        assert_eq!(pod(&workload)["serviceAccountName"], "collector");
+    }
+
+    #[test]
+    fn pytorch_gpu_keeps_the_gpu_limit() {
+        let checked = spec::check(PYTORCH_GPU).unwrap();
+        let workload = render(&checked).unwrap();
+        assert_eq!(
+            pod(&workload)["containers"][0]["resources"],
+            json!({"limits": {"nvidia.com/gpu": 1}})
+        );
+        assert_eq!(pod(&workload)["initContainers"][0]["name"], SIDECAR_NAME);
+    }
+
+    #[test]
+    fn stdout_filters_become_filter_flags() {
+        let checked = with_spec(
+            job(json!({"containers": [{"name": "main", "image": "i"}]})),
+            "main",
+            Collector::StdOut {
+                filters: vec!["(\\w+)=(\\S+)".into(), "(\\w+): (\\d+)".into()],
+            },
+        );
+        let workload = render(&checked).unwrap();
+        assert_eq!(
+            pod(&workload)["initContainers"][0]["args"],
+            json!(["--kube-log", "--container", "main", "--metrics", "accuracy,loss",
+                   "--filter", "(\\w+)=(\\S+)", "--filter", "(\\w+): (\\d+)"])
+        );
+    }
+
+    #[test]
+    fn file_collector_shares_an_empty_dir_at_the_files_directory() {
+        let checked = with_spec(
+            job(json!({
+                "containers": [{"name": "main", "image": "i",
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "d"}}],
+            })),
+            "main",
+            Collector::File {
+                path: "/var/log/katib/metrics.log".into(),
+                format: FileFormat::Text,
+                filters: vec!["(\\w+)=(\\S+)".into()],
+            },
+        );
+        let workload = render(&checked).unwrap();
+        let pod = pod(&workload);
+        let mount = json!({"name": "sextant-metrics", "mountPath": "/var/log/katib"});
+        let mut sidecar = expected_sidecar(json!([
+            "--file", "/var/log/katib/metrics.log", "--format", "text",
+            "--until-container", "main", "--metrics", "accuracy,loss",
+            "--filter", "(\\w+)=(\\S+)"
+        ]));
+        sidecar["volumeMounts"] = json!([mount]);
+        assert_eq!(pod["initContainers"], json!([sidecar]));
+        assert_eq!(
+            pod["volumes"],
+            json!([
+                {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
+                {"name": "sextant-metrics", "emptyDir": {}},
+            ])
+        );
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"],
+            json!([{"name": "data", "mountPath": "/data"}, mount])
+        );
+        assert_eq!(pod["serviceAccountName"], "sextant-collector");
+    }
+
+    #[test]
+    fn json_file_collector_has_no_filters() {
+        let checked = with_spec(
+            job(json!({"containers": [{"name": "main"}]})),
+            "main",
+            Collector::File {
+                path: "/out/m.json".into(),
+                format: FileFormat::Json,
+                filters: Vec::new(),
+            },
+        );
+        let workload = render(&checked).unwrap();
+        assert_eq!(
+            pod(&workload)["initContainers"][0]["args"],
+            json!(["--file", "/out/m.json", "--format", "json", "--until-container", "main",
+                   "--metrics", "accuracy,loss"])
+        );
+    }
+
+    #[test]
+    fn push_collector_sets_env_on_the_primary_container_only() {
+        let checked = with_spec(
+            job(json!({"containers": [
+                {"name": "helper"},
+                {"name": "main", "env": [{"name": "KEEP", "value": "1"},
+                                         {"name": "SEXTANT_TRIAL", "value": "stale"}]},
+            ]})),
+            "main",
+            Collector::Push,
+        );
+        let workload = render(&checked).unwrap();
+        let pod = pod(&workload);
+        let mut env = vec![json!({"name": "KEEP", "value": "1"})];
+        env.extend(expected_env().as_array().unwrap().iter().cloned());
+        assert_eq!(pod["containers"][1]["env"], Value::Array(env));
+        assert_eq!(pod["containers"][0], json!({"name": "helper"}));
+        assert!(pod.get("initContainers").is_none(), "{pod:#}");
+        assert!(pod.get("serviceAccountName").is_none(), "{pod:#}");
+        assert_eq!(workload["metadata"]["labels"], expected_labels());
+    }
+
+    #[test]
+    fn none_collector_adds_only_labels() {
+        let spec = job(json!({"containers": [{"name": "main"}]}));
+        let checked = with_spec(spec.clone(), "main", Collector::None);
+        let workload = render(&checked).unwrap();
+        assert_eq!(
+            pod(&workload),
+            &json!({"containers": [{"name": "main"}]})
+        );
+        assert_eq!(workload["spec"]["template"]["metadata"]["labels"], expected_labels());
+    }
+
+    #[test]
+    fn the_rest_of_the_pod_template_passes_through_and_the_sidecar_goes_last() {
+        let original = json!({
+            "containers": [{"name": "main", "resources": {"limits": {"nvidia.com/gpu": "2"}}}],
+            "initContainers": [{"name": "fetch-data", "image": "busybox"},
+                               {"name": "warm-cache", "image": "busybox"}],
+            "nodeSelector": {"accelerator": "h100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}},
+            "volumes": [{"name": "cache", "emptyDir": {}}],
+            "serviceAccountName": "trainer",
+        });
+        let mut spec = job(original.clone());
+        spec["spec"]["template"]["metadata"] = json!({"labels": {"team": "vision"}});
+        spec["spec"]["backoffLimit"] = json!(0);
+        let checked = with_spec(spec, "main", stdout());
+        let workload = render(&checked).unwrap();
+        let pod = pod(&workload).as_object().unwrap();
+        for (key, value) in original.as_object().unwrap() {
+            if key != "initContainers" {
+                assert_eq!(&pod[key], value, "{key}");
+            }
+        }
+        let init: Vec<&str> = pod["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(init, ["fetch-data", "warm-cache", "sextant-collector"]);
+        assert_eq!(pod["initContainers"][0], original["initContainers"][0]);
+        assert_eq!(pod["serviceAccountName"], "trainer");
+        assert_eq!(workload["spec"]["backoffLimit"], 0);
+        let mut labels = expected_labels();
+        labels["team"] = "vision".into();
+        assert_eq!(workload["spec"]["template"]["metadata"]["labels"], labels);
+    }
+
+    #[test]
+    fn deprecated_service_account_is_kept_too() {
+        let checked = with_spec(
+            job(json!({"containers": [{"name": "main"}], "serviceAccount": "old"})),
+            "main",
+            stdout(),
+        );
+        let workload = render(&checked).unwrap();
+        assert!(pod(&workload).get("serviceAccountName").is_none());
+    }
+
+    fn pytorchjob() -> Value {
+        let replica = |command: &str| {
+            json!({"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [
+                {"name": "pytorch", "image": "docker.io/kubeflowkatib/pytorch-mnist-cpu:v0.15.0",
+                 "command": [command]}
+            ]}}})
+        };
+        json!({
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "PyTorchJob",
+            "spec": {"pytorchReplicaSpecs": {"Master": replica("master"), "Worker": replica("worker")}}
+        })
+    }
+
+    #[test]
+    fn pytorchjob_gets_a_sidecar_in_every_replica_running_the_primary_container() {
+        let mut checked = with_spec(pytorchjob(), "pytorch", stdout());
+        // Katib's default for training jobs: a label the operator sets on pods, not in templates.
+        checked.template.primary_pod_labels = Some(BTreeMap::from([(
+            "training.kubeflow.org/job-role".into(),
+            "master".into(),
+        )]));
+        let workload = render(&checked).unwrap();
+        assert_eq!(workload["metadata"]["labels"], expected_labels());
+        for role in ["Master", "Worker"] {
+            let template = &workload["spec"]["pytorchReplicaSpecs"][role]["template"];
+            assert_eq!(template["metadata"]["labels"], expected_labels(), "{role}");
+            assert_eq!(
+                template["spec"]["initContainers"],
+                json!([expected_sidecar(json!([
+                    "--kube-log", "--container", "pytorch", "--metrics", "accuracy,loss"
+                ]))]),
+                "{role}"
+            );
+            assert_eq!(template["spec"]["serviceAccountName"], "sextant-collector");
+        }
+        assert_eq!(
+            workload["spec"]["pytorchReplicaSpecs"]["Worker"]["restartPolicy"],
+            "OnFailure"
+        );
+    }
+
+    #[test]
+    fn primary_pod_labels_on_templates_select_the_replicas() {
+        let mut spec = pytorchjob();
+        spec["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["metadata"] =
+            json!({"labels": {"role": "chief"}});
+        let mut checked = with_spec(spec, "pytorch", stdout());
+        checked.template.primary_pod_labels =
+            Some(BTreeMap::from([("role".into(), "chief".into())]));
+        let workload = render(&checked).unwrap();
+        let replicas = &workload["spec"]["pytorchReplicaSpecs"];
+        assert_eq!(replicas["Master"]["template"]["spec"]["initContainers"][0]["name"], SIDECAR_NAME);
+        assert!(replicas["Worker"]["template"]["spec"].get("initContainers").is_none());
+        // Every pod template is labelled, with or without a sidecar.
+        assert_eq!(
+            replicas["Worker"]["template"]["metadata"]["labels"],
+            expected_labels()
+        );
+    }
+
+    #[test]
+    fn replica_without_the_primary_container_gets_no_sidecar() {
+        let mut spec = pytorchjob();
+        spec["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["name"] =
+            "other".into();
+        let workload = render(&with_spec(spec, "pytorch", Collector::Push)).unwrap();
+        let replicas = &workload["spec"]["pytorchReplicaSpecs"];
+        assert_eq!(
+            replicas["Master"]["template"]["spec"]["containers"][0]["env"],
+            expected_env()
+        );
+        assert!(replicas["Worker"]["template"]["spec"]["containers"][0].get("env").is_none());
+    }
+
+    #[test]
+    fn missing_primary_container_is_refused_listing_the_containers() {
+        let checked = with_spec(pytorchjob(), "trainer", stdout());
+        let err = render(&checked).unwrap_err();
+        assert!(matches!(err, RenderError::PrimaryContainerNotFound { .. }), "{err}");
+        assert_eq!(err.path(), "spec.trialTemplate.primaryContainerName");
+        let text = err.to_string();
+        assert!(text.contains("\"trainer\""), "{text}");
+        assert!(
+            text.contains("spec.trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.template: pytorch"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn kinds_without_a_known_pod_template_are_refused() {
+        let cases = [
+            json!({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+                   "spec": {"trainer": {"image": "x"}}}),
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {}}),
+            json!({"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "spec": {}}),
+        ];
+        for spec in cases {
+            let err = render(&with_spec(spec.clone(), "main", stdout())).unwrap_err();
+            assert!(matches!(err, RenderError::UnsupportedKind { .. }), "{err}");
+            assert_eq!(err.path(), "spec.trialTemplate.trialSpec.kind");
+            assert!(err.to_string().contains("supported: Job (batch/v1), PyTorchJob"), "{err}");
+        }
+    }
+
+    #[test]
+    fn malformed_templates_and_taken_names_name_the_field() {
+        let file = Collector::File {
+            path: "/m/metrics.log".into(),
+            format: FileFormat::Text,
+            filters: Vec::new(),
+        };
+        let cases = [
+            (
+                json!({"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "spec": {}}),
+                stdout(),
+                "spec.trialTemplate.trialSpec.spec.tfReplicaSpecs",
+            ),
+            (
+                json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {}}),
+                stdout(),
+                "spec.trialTemplate.trialSpec.spec.template",
+            ),
+            (
+                job(json!({"containers": [{"name": "main"}],
+                           "initContainers": [{"name": "sextant-collector"}]})),
+                stdout(),
+                "spec.trialTemplate.trialSpec.spec.template.spec.initContainers[0].name",
+            ),
+            (
+                job(json!({"containers": [{"name": "main"}], "initContainers": "x"})),
+                stdout(),
+                "spec.trialTemplate.trialSpec.spec.template.spec.initContainers",
+            ),
+            (
+                job(json!({"containers": [{"name": "main"}],
+                           "volumes": [{"name": "sextant-metrics"}]})),
+                file.clone(),
+                "spec.trialTemplate.trialSpec.spec.template.spec.volumes[0].name",
+            ),
+            (
+                job(json!({"containers": [{"name": "main",
+                           "volumeMounts": [{"name": "v", "mountPath": "/m"}]}]})),
+                file,
+                "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].volumeMounts[0].mountPath",
+            ),
+            (
+                job(json!({"containers": [{"name": "main"}]})),
+                Collector::File {
+                    path: "/metrics.log".into(),
+                    format: FileFormat::Text,
+                    filters: Vec::new(),
+                },
+                "spec.metricsCollectorSpec.source.fileSystemPath.path",
+            ),
+        ];
+        for (spec, collector, path) in cases {
+            let err = render(&with_spec(spec, "main", collector)).unwrap_err();
+            assert_eq!(err.path(), path, "{err}");
+        }
+    }
+
+    #[test]
+    fn template_errors_keep_their_field_path() {
+        let mut checked = spec::check(RANDOM).unwrap();
+        checked.template.trial_parameters.remove(0);
+        let err = render(&checked).unwrap_err();
+        assert!(matches!(err, RenderError::Template(_)), "{err}");
+        assert!(err.path().ends_with("containers[0].command[2]"), "{err}");
+    }
+}
