@@ -384,3 +384,205 @@ fn parse_query(inner: &str) -> Result<(Vec<String>, bool, Value), String> {
     };
     Ok((path, equal, value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(kind: &str) -> TrialTemplate {
+        TrialTemplate {
+            trial_spec: Some(json!({"kind": kind})),
+            ..TrialTemplate::default()
+        }
+    }
+
+    fn with_conditions(conditions: Value) -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conditions}})
+    }
+
+    #[test]
+    fn job_complete_failed_and_running() {
+        let conditions = Conditions::for_template(&template("Job")).unwrap();
+        let complete = with_conditions(json!([
+            {"type": "SuccessCriteriaMet", "status": "True"},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"},
+        ]));
+        assert_eq!(
+            conditions.status(&complete),
+            WorkloadStatus {
+                phase: WorkloadPhase::Succeeded,
+                reason: Some("CompletionsReached".into()),
+                message: Some("Reached expected number of succeeded pods".into()),
+            }
+        );
+        let failed = with_conditions(json!([
+            {"type": "FailureTarget", "status": "True"},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"},
+        ]));
+        let status = conditions.status(&failed);
+        assert_eq!(status.phase, WorkloadPhase::Failed);
+        assert_eq!(status.reason.as_deref(), Some("BackoffLimitExceeded"));
+        for running in [
+            json!({"kind": "Job", "status": {"active": 1}}),
+            json!({"kind": "Job"}),
+            with_conditions(json!([])),
+            with_conditions(json!([{"type": "Complete", "status": "False"}])),
+            with_conditions(json!([{"type": "Suspended", "status": "True"}])),
+        ] {
+            assert_eq!(conditions.status(&running).phase, WorkloadPhase::Running, "{running}");
+        }
+    }
+
+    #[test]
+    fn failure_is_checked_before_success() {
+        let conditions = Conditions::for_template(&template("Job")).unwrap();
+        let both = with_conditions(json!([
+            {"type": "Complete", "status": "True"},
+            {"type": "Failed", "status": "True"},
+        ]));
+        assert_eq!(conditions.status(&both).phase, WorkloadPhase::Failed);
+    }
+
+    #[test]
+    fn pytorchjob_uses_succeeded_and_failed() {
+        let conditions = Conditions::for_template(&template("PyTorchJob")).unwrap();
+        let job = |conditions: Value| {
+            json!({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "status": {
+                "conditions": conditions,
+                "replicaStatuses": {"Master": {"succeeded": 1}, "Worker": {"succeeded": 1}}
+            }})
+        };
+        let created = json!({"type": "Created", "status": "True"});
+        let running = json!({"type": "Running", "status": "False"});
+        let succeeded = json!({"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"});
+        assert_eq!(
+            conditions.status(&job(json!([created, {"type": "Running", "status": "True"}]))).phase,
+            WorkloadPhase::Running
+        );
+        let status = conditions.status(&job(json!([created, running, succeeded])));
+        assert_eq!(status.phase, WorkloadPhase::Succeeded);
+        assert_eq!(status.reason.as_deref(), Some("PyTorchJobSucceeded"));
+        assert_eq!(
+            conditions
+                .status(&job(json!([created, {"type": "Failed", "status": "True"}])))
+                .phase,
+            WorkloadPhase::Failed
+        );
+        // A Job's "Complete" means nothing to a PyTorchJob.
+        assert_eq!(
+            conditions
+                .status(&job(json!([{"type": "Complete", "status": "True"}])))
+                .phase,
+            WorkloadPhase::Running
+        );
+    }
+
+    #[test]
+    fn the_templates_own_conditions_win() {
+        // Katib's Tekton example: failure is Succeeded=False.
+        let mut t = template("PipelineRun");
+        t.success_condition = Some(r#"status.conditions.#(type=="Succeeded")#|#(status=="True")#"#.into());
+        t.failure_condition = Some(r#"status.conditions.#(type=="Succeeded")#|#(status=="False")#"#.into());
+        let conditions = Conditions::for_template(&t).unwrap();
+        let run = |status: &str| json!({"status": {"conditions": [{"type": "Succeeded", "status": status}]}});
+        assert_eq!(conditions.status(&run("True")).phase, WorkloadPhase::Succeeded);
+        assert_eq!(conditions.status(&run("False")).phase, WorkloadPhase::Failed);
+        assert_eq!(conditions.status(&run("Unknown")).phase, WorkloadPhase::Running);
+    }
+
+    #[test]
+    fn argo_example_wraps_status_with_this() {
+        let mut t = template("Workflow");
+        t.success_condition = Some(r#"status.[@this].#(phase=="Succeeded")#"#.into());
+        t.failure_condition = Some(r#"status.[@this].#(phase=="Failed")#"#.into());
+        let conditions = Conditions::for_template(&t).unwrap();
+        let workflow = |phase: &str| json!({"status": {"phase": phase}});
+        assert_eq!(conditions.status(&workflow("Succeeded")).phase, WorkloadPhase::Succeeded);
+        assert_eq!(conditions.status(&workflow("Failed")).phase, WorkloadPhase::Failed);
+        assert_eq!(conditions.status(&workflow("Running")).phase, WorkloadPhase::Running);
+        assert_eq!(conditions.status(&json!({})).phase, WorkloadPhase::Running);
+    }
+
+    #[test]
+    fn first_match_queries_keys_indexes_and_literals() {
+        let object = json!({"status": {
+            "conditions": [{"type": "A", "n": 1, "ok": true}, {"type": "B", "n": 2.0, "ok": false, "meta": {"x": "y"}}],
+            "inner": {"state": {"phase": "Done"}},
+        }});
+        let met = |expression: &str| Condition::parse(expression).unwrap().matched(&object);
+        assert_eq!(met(r#"status.conditions.#(type=="B")"#).unwrap()["type"], "B");
+        assert_eq!(met("status.conditions.#(n==2)").unwrap()["type"], "B");
+        assert_eq!(met("status.conditions.#(ok==true)#").unwrap()["type"], "A");
+        assert_eq!(met(r#"status.conditions.#(meta.x=="y")"#).unwrap()["type"], "B");
+        assert_eq!(met(r#"status.conditions.#(type!="A")#"#).unwrap()["type"], "B");
+        assert_eq!(met("status.conditions.1").unwrap()["type"], "B");
+        assert_eq!(met("status.inner.state").unwrap()["phase"], "Done");
+        // A string, a missing key, an empty match: not met.
+        assert_eq!(met("status.inner.state.phase"), None);
+        assert_eq!(met("status.nothing"), None);
+        assert_eq!(met(r#"status.conditions.#(type=="C")#"#), None);
+        assert_eq!(met(r#"status.conditions.#(type=="C")"#), None);
+        // `!=` needs the field: no element lacks `meta` and matches.
+        assert_eq!(met(r#"status.conditions.#(meta.x!="z")#"#).unwrap()["type"], "B");
+        // After `#(...)#`, `.key` maps over the elements; `|` applies to the whole list.
+        assert_eq!(met("status.conditions.#(ok==false)#.meta").unwrap(), json!({"x": "y"}));
+        assert_eq!(met("status.conditions.#(ok==false)#|0").unwrap()["type"], "B");
+    }
+
+    #[test]
+    fn defaults_by_kind_are_katibs() {
+        assert_eq!(default_conditions("Job"), Some((JOB_SUCCESS_CONDITION, JOB_FAILURE_CONDITION)));
+        for kind in ["TFJob", "PyTorchJob", "XGBoostJob", "MPIJob"] {
+            assert_eq!(
+                default_conditions(kind),
+                Some((KUBEFLOW_JOB_SUCCESS_CONDITION, KUBEFLOW_JOB_FAILURE_CONDITION))
+            );
+        }
+        assert_eq!(default_conditions("TrainJob").unwrap().0, TRAIN_JOB_SUCCESS_CONDITION);
+        assert_eq!(default_conditions("Workflow"), None);
+        for (success, failure) in [
+            default_conditions("Job").unwrap(),
+            default_conditions("TFJob").unwrap(),
+            default_conditions("TrainJob").unwrap(),
+        ] {
+            check(success).unwrap();
+            check(failure).unwrap();
+        }
+    }
+
+    #[test]
+    fn unsupported_syntax_is_refused_listing_what_is_supported() {
+        for bad in [
+            "",
+            "status.conditions.#",
+            "status.conditions.#.type",
+            "status.*.type",
+            "status.conditions.#(type%\"Com*\")#",
+            "status.conditions.#(type>1)#",
+            "status.conditions.#(type==Complete)#",
+            "status.conditions.#(type==\"a\\\"b\")#",
+            "status.conditions.#(type==\"Complete\"",
+            "status..conditions",
+            "status.conditions.",
+            "status|@reverse",
+            "status.{a,b}",
+            "status.conditions.#(type==\"x\")#x",
+        ] {
+            let err = check(bad).unwrap_err();
+            assert!(err.contains(SUPPORTED_SYNTAX), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn template_errors_name_the_condition_field() {
+        let mut t = template("Job");
+        t.failure_condition = Some("status.*".into());
+        let err = Conditions::for_template(&t).unwrap_err();
+        assert_eq!(err.path, "spec.trialTemplate.failureCondition");
+        assert_eq!(err.value, "status.*");
+        let err = Conditions::for_template(&template("Workflow")).unwrap_err();
+        assert_eq!(err.path, "spec.trialTemplate.successCondition");
+        assert!(err.message.contains("required for kind \"Workflow\""), "{err}");
+    }
+}
