@@ -25,8 +25,8 @@ use crate::spec::FieldError;
 use crate::spec::TrialTemplate;
 use crate::spec::defaults::{
     JOB_FAILURE_CONDITION, JOB_KIND, JOB_SUCCESS_CONDITION, KUBEFLOW_JOB_FAILURE_CONDITION,
-    KUBEFLOW_JOB_KINDS, KUBEFLOW_JOB_SUCCESS_CONDITION, TRAIN_JOB_FAILURE_CONDITION, TRAIN_JOB_KIND,
-    TRAIN_JOB_SUCCESS_CONDITION,
+    KUBEFLOW_JOB_KINDS, KUBEFLOW_JOB_SUCCESS_CONDITION, TRAIN_JOB_FAILURE_CONDITION,
+    TRAIN_JOB_KIND, TRAIN_JOB_SUCCESS_CONDITION,
 };
 
 /// What a condition may use, for messages.
@@ -249,7 +249,10 @@ impl Component {
         match self {
             Component::Key(key) => match value {
                 Value::Object(map) => map.get(key).cloned(),
-                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i).cloned()),
+                Value::Array(items) => key
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get(i).cloned()),
                 _ => None,
             },
             Component::This => Some(Value::Array(vec![value.clone()])),
@@ -264,7 +267,11 @@ impl Component {
                     let field = path.iter().try_fold(*item, |v, key| v.get(key));
                     let same = field.is_some_and(|f| same_value(f, literal));
                     // GJSON: `!=` needs the field to exist.
-                    if *equal { same } else { field.is_some() && !same }
+                    if *equal {
+                        same
+                    } else {
+                        field.is_some() && !same
+                    }
                 });
                 if *all {
                     Some(Value::Array(matches.cloned().collect()))
@@ -319,7 +326,9 @@ fn parse_component(text: &str) -> Result<(Component, &str), String> {
         return Err(format!("an empty key before {:?}", &text[end..]));
     }
     if let Some(bad) = key.chars().find(|c| UNSUPPORTED_IN_KEY.contains(c)) {
-        return Err(format!("{key:?}: {bad:?} is GJSON syntax Sextant does not evaluate"));
+        return Err(format!(
+            "{key:?}: {bad:?} is GJSON syntax Sextant does not evaluate"
+        ));
     }
     Ok((Component::Key(key.to_string()), &text[end..]))
 }
@@ -357,10 +366,7 @@ fn parse_query(inner: &str) -> Result<(Vec<String>, bool, Value), String> {
         return Err(format!("query #({inner}): {field:?} is not a field path"));
     }
     let literal = literal.trim();
-    let value = if let Some(quoted) = literal
-        .strip_prefix('"')
-        .and_then(|l| l.strip_suffix('"'))
-    {
+    let value = if let Some(quoted) = literal.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
         if quoted.contains(['"', '\\']) {
             return Err(format!(
                 "query #({inner}): quotes and escapes inside a string are not supported"
@@ -430,7 +436,11 @@ mod tests {
             with_conditions(json!([{"type": "Complete", "status": "False"}])),
             with_conditions(json!([{"type": "Suspended", "status": "True"}])),
         ] {
-            assert_eq!(conditions.status(&running).phase, WorkloadPhase::Running, "{running}");
+            assert_eq!(
+                conditions.status(&running).phase,
+                WorkloadPhase::Running,
+                "{running}"
+            );
         }
     }
 
@@ -455,9 +465,14 @@ mod tests {
         };
         let created = json!({"type": "Created", "status": "True"});
         let running = json!({"type": "Running", "status": "False"});
-        let succeeded = json!({"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"});
+        let succeeded =
+            json!({"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"});
         assert_eq!(
-            conditions.status(&job(json!([created, {"type": "Running", "status": "True"}]))).phase,
+            conditions
+                .status(&job(
+                    json!([created, {"type": "Running", "status": "True"}])
+                ))
+                .phase,
             WorkloadPhase::Running
         );
         let status = conditions.status(&job(json!([created, running, succeeded])));
@@ -482,13 +497,24 @@ mod tests {
     fn the_templates_own_conditions_win() {
         // Katib's Tekton example: failure is Succeeded=False.
         let mut t = template("PipelineRun");
-        t.success_condition = Some(r#"status.conditions.#(type=="Succeeded")#|#(status=="True")#"#.into());
-        t.failure_condition = Some(r#"status.conditions.#(type=="Succeeded")#|#(status=="False")#"#.into());
+        t.success_condition =
+            Some(r#"status.conditions.#(type=="Succeeded")#|#(status=="True")#"#.into());
+        t.failure_condition =
+            Some(r#"status.conditions.#(type=="Succeeded")#|#(status=="False")#"#.into());
         let conditions = Conditions::for_template(&t).unwrap();
         let run = |status: &str| json!({"status": {"conditions": [{"type": "Succeeded", "status": status}]}});
-        assert_eq!(conditions.status(&run("True")).phase, WorkloadPhase::Succeeded);
-        assert_eq!(conditions.status(&run("False")).phase, WorkloadPhase::Failed);
-        assert_eq!(conditions.status(&run("Unknown")).phase, WorkloadPhase::Running);
+        assert_eq!(
+            conditions.status(&run("True")).phase,
+            WorkloadPhase::Succeeded
+        );
+        assert_eq!(
+            conditions.status(&run("False")).phase,
+            WorkloadPhase::Failed
+        );
+        assert_eq!(
+            conditions.status(&run("Unknown")).phase,
+            WorkloadPhase::Running
+        );
     }
 
     #[test]
@@ -498,9 +524,18 @@ mod tests {
         t.failure_condition = Some(r#"status.[@this].#(phase=="Failed")#"#.into());
         let conditions = Conditions::for_template(&t).unwrap();
         let workflow = |phase: &str| json!({"status": {"phase": phase}});
-        assert_eq!(conditions.status(&workflow("Succeeded")).phase, WorkloadPhase::Succeeded);
-        assert_eq!(conditions.status(&workflow("Failed")).phase, WorkloadPhase::Failed);
-        assert_eq!(conditions.status(&workflow("Running")).phase, WorkloadPhase::Running);
+        assert_eq!(
+            conditions.status(&workflow("Succeeded")).phase,
+            WorkloadPhase::Succeeded
+        );
+        assert_eq!(
+            conditions.status(&workflow("Failed")).phase,
+            WorkloadPhase::Failed
+        );
+        assert_eq!(
+            conditions.status(&workflow("Running")).phase,
+            WorkloadPhase::Running
+        );
         assert_eq!(conditions.status(&json!({})).phase, WorkloadPhase::Running);
     }
 
@@ -511,11 +546,20 @@ mod tests {
             "inner": {"state": {"phase": "Done"}},
         }});
         let met = |expression: &str| Condition::parse(expression).unwrap().matched(&object);
-        assert_eq!(met(r#"status.conditions.#(type=="B")"#).unwrap()["type"], "B");
+        assert_eq!(
+            met(r#"status.conditions.#(type=="B")"#).unwrap()["type"],
+            "B"
+        );
         assert_eq!(met("status.conditions.#(n==2)").unwrap()["type"], "B");
         assert_eq!(met("status.conditions.#(ok==true)#").unwrap()["type"], "A");
-        assert_eq!(met(r#"status.conditions.#(meta.x=="y")"#).unwrap()["type"], "B");
-        assert_eq!(met(r#"status.conditions.#(type!="A")#"#).unwrap()["type"], "B");
+        assert_eq!(
+            met(r#"status.conditions.#(meta.x=="y")"#).unwrap()["type"],
+            "B"
+        );
+        assert_eq!(
+            met(r#"status.conditions.#(type!="A")#"#).unwrap()["type"],
+            "B"
+        );
         assert_eq!(met("status.conditions.1").unwrap()["type"], "B");
         assert_eq!(met("status.inner.state").unwrap()["phase"], "Done");
         // A string, a missing key, an empty match: not met.
@@ -524,22 +568,40 @@ mod tests {
         assert_eq!(met(r#"status.conditions.#(type=="C")#"#), None);
         assert_eq!(met(r#"status.conditions.#(type=="C")"#), None);
         // `!=` needs the field: no element lacks `meta` and matches.
-        assert_eq!(met(r#"status.conditions.#(meta.x!="z")#"#).unwrap()["type"], "B");
+        assert_eq!(
+            met(r#"status.conditions.#(meta.x!="z")#"#).unwrap()["type"],
+            "B"
+        );
         // After `#(...)#`, `.key` maps over the elements; `|` applies to the whole list.
-        assert_eq!(met("status.conditions.#(ok==false)#.meta").unwrap(), json!({"x": "y"}));
-        assert_eq!(met("status.conditions.#(ok==false)#|0").unwrap()["type"], "B");
+        assert_eq!(
+            met("status.conditions.#(ok==false)#.meta").unwrap(),
+            json!({"x": "y"})
+        );
+        assert_eq!(
+            met("status.conditions.#(ok==false)#|0").unwrap()["type"],
+            "B"
+        );
     }
 
     #[test]
     fn defaults_by_kind_are_katibs() {
-        assert_eq!(default_conditions("Job"), Some((JOB_SUCCESS_CONDITION, JOB_FAILURE_CONDITION)));
+        assert_eq!(
+            default_conditions("Job"),
+            Some((JOB_SUCCESS_CONDITION, JOB_FAILURE_CONDITION))
+        );
         for kind in ["TFJob", "PyTorchJob", "XGBoostJob", "MPIJob"] {
             assert_eq!(
                 default_conditions(kind),
-                Some((KUBEFLOW_JOB_SUCCESS_CONDITION, KUBEFLOW_JOB_FAILURE_CONDITION))
+                Some((
+                    KUBEFLOW_JOB_SUCCESS_CONDITION,
+                    KUBEFLOW_JOB_FAILURE_CONDITION
+                ))
             );
         }
-        assert_eq!(default_conditions("TrainJob").unwrap().0, TRAIN_JOB_SUCCESS_CONDITION);
+        assert_eq!(
+            default_conditions("TrainJob").unwrap().0,
+            TRAIN_JOB_SUCCESS_CONDITION
+        );
         assert_eq!(default_conditions("Workflow"), None);
         for (success, failure) in [
             default_conditions("Job").unwrap(),
@@ -583,6 +645,9 @@ mod tests {
         assert_eq!(err.value, "status.*");
         let err = Conditions::for_template(&template("Workflow")).unwrap_err();
         assert_eq!(err.path, "spec.trialTemplate.successCondition");
-        assert!(err.message.contains("required for kind \"Workflow\""), "{err}");
+        assert!(
+            err.message.contains("required for kind \"Workflow\""),
+            "{err}"
+        );
     }
 }

@@ -243,7 +243,10 @@ fn pod_templates(workload: &Value) -> Result<Vec<PodTemplate>, RenderError> {
         });
     };
     for template in &templates {
-        if !workload.pointer(&template.pointer).is_some_and(Value::is_object) {
+        if !workload
+            .pointer(&template.pointer)
+            .is_some_and(Value::is_object)
+        {
             return Err(RenderError::Conflict {
                 path: template.path.clone(),
                 message: "required: the pod template ({metadata, spec: {containers}})".into(),
@@ -436,7 +439,9 @@ impl Injection<'_> {
             return Err(taken_name(format!("{spec_path}.containers[{i}].name")));
         }
         let mut env = self.trial_env();
-        env.push(json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}));
+        env.push(
+            json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        );
         env.push(
             json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
         );
@@ -706,7 +711,9 @@ mod tests {
     fn expected_sidecar(args: Value) -> Value {
         let mut env = expected_env();
         let env_list = env.as_array_mut().unwrap();
-        env_list.push(json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}));
+        env_list.push(
+            json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        );
         env_list.push(json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}));
         json!({
             "name": "sextant-collector",
@@ -759,7 +766,11 @@ mod tests {
         assert_eq!(
             pod["initContainers"],
             json!([expected_sidecar(json!([
-                "--kube-log", "--container", "training-container", "--metrics", "accuracy,loss"
+                "--kube-log",
+                "--container",
+                "training-container",
+                "--metrics",
+                "accuracy,loss"
             ]))])
         );
         assert_eq!(pod["serviceAccountName"], "sextant-collector");
@@ -806,8 +817,17 @@ mod tests {
         let workload = render(&checked).unwrap();
         assert_eq!(
             pod(&workload)["initContainers"][0]["args"],
-            json!(["--kube-log", "--container", "main", "--metrics", "accuracy,loss",
-                   "--filter", "(\\w+)=(\\S+)", "--filter", "(\\w+): (\\d+)"])
+            json!([
+                "--kube-log",
+                "--container",
+                "main",
+                "--metrics",
+                "accuracy,loss",
+                "--filter",
+                "(\\w+)=(\\S+)",
+                "--filter",
+                "(\\w+): (\\d+)"
+            ])
         );
     }
 
@@ -830,9 +850,16 @@ mod tests {
         let pod = pod(&workload);
         let mount = json!({"name": "sextant-metrics", "mountPath": "/var/log/katib"});
         let mut sidecar = expected_sidecar(json!([
-            "--file", "/var/log/katib/metrics.log", "--format", "text",
-            "--until-container", "main", "--metrics", "accuracy,loss",
-            "--filter", "(\\w+)=(\\S+)"
+            "--file",
+            "/var/log/katib/metrics.log",
+            "--format",
+            "text",
+            "--until-container",
+            "main",
+            "--metrics",
+            "accuracy,loss",
+            "--filter",
+            "(\\w+)=(\\S+)"
         ]));
         sidecar["volumeMounts"] = json!([mount]);
         assert_eq!(pod["initContainers"], json!([sidecar]));
@@ -864,8 +891,16 @@ mod tests {
         let workload = render(&checked).unwrap();
         assert_eq!(
             pod(&workload)["initContainers"][0]["args"],
-            json!(["--file", "/out/m.json", "--format", "json", "--until-container", "main",
-                   "--metrics", "accuracy,loss"])
+            json!([
+                "--file",
+                "/out/m.json",
+                "--format",
+                "json",
+                "--until-container",
+                "main",
+                "--metrics",
+                "accuracy,loss"
+            ])
         );
     }
 
@@ -896,11 +931,11 @@ mod tests {
         let spec = job(json!({"containers": [{"name": "main"}]}));
         let checked = with_spec(spec.clone(), "main", Collector::None);
         let workload = render(&checked).unwrap();
+        assert_eq!(pod(&workload), &json!({"containers": [{"name": "main"}]}));
         assert_eq!(
-            pod(&workload),
-            &json!({"containers": [{"name": "main"}]})
+            workload["spec"]["template"]["metadata"]["labels"],
+            expected_labels()
         );
-        assert_eq!(workload["spec"]["template"]["metadata"]["labels"], expected_labels());
     }
 
     #[test]
@@ -982,7 +1017,11 @@ mod tests {
             assert_eq!(
                 template["spec"]["initContainers"],
                 json!([expected_sidecar(json!([
-                    "--kube-log", "--container", "pytorch", "--metrics", "accuracy,loss"
+                    "--kube-log",
+                    "--container",
+                    "pytorch",
+                    "--metrics",
+                    "accuracy,loss"
                 ]))]),
                 "{role}"
             );
@@ -1004,8 +1043,15 @@ mod tests {
             Some(BTreeMap::from([("role".into(), "chief".into())]));
         let workload = render(&checked).unwrap();
         let replicas = &workload["spec"]["pytorchReplicaSpecs"];
-        assert_eq!(replicas["Master"]["template"]["spec"]["initContainers"][0]["name"], SIDECAR_NAME);
-        assert!(replicas["Worker"]["template"]["spec"].get("initContainers").is_none());
+        assert_eq!(
+            replicas["Master"]["template"]["spec"]["initContainers"][0]["name"],
+            SIDECAR_NAME
+        );
+        assert!(
+            replicas["Worker"]["template"]["spec"]
+                .get("initContainers")
+                .is_none()
+        );
         // Every pod template is labelled, with or without a sidecar.
         assert_eq!(
             replicas["Worker"]["template"]["metadata"]["labels"],
@@ -1024,19 +1070,28 @@ mod tests {
             replicas["Master"]["template"]["spec"]["containers"][0]["env"],
             expected_env()
         );
-        assert!(replicas["Worker"]["template"]["spec"]["containers"][0].get("env").is_none());
+        assert!(
+            replicas["Worker"]["template"]["spec"]["containers"][0]
+                .get("env")
+                .is_none()
+        );
     }
 
     #[test]
     fn missing_primary_container_is_refused_listing_the_containers() {
         let checked = with_spec(pytorchjob(), "trainer", stdout());
         let err = render(&checked).unwrap_err();
-        assert!(matches!(err, RenderError::PrimaryContainerNotFound { .. }), "{err}");
+        assert!(
+            matches!(err, RenderError::PrimaryContainerNotFound { .. }),
+            "{err}"
+        );
         assert_eq!(err.path(), "spec.trialTemplate.primaryContainerName");
         let text = err.to_string();
         assert!(text.contains("\"trainer\""), "{text}");
         assert!(
-            text.contains("spec.trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.template: pytorch"),
+            text.contains(
+                "spec.trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.template: pytorch"
+            ),
             "{text}"
         );
     }
@@ -1053,7 +1108,11 @@ mod tests {
             let err = render(&with_spec(spec.clone(), "main", stdout())).unwrap_err();
             assert!(matches!(err, RenderError::UnsupportedKind { .. }), "{err}");
             assert_eq!(err.path(), "spec.trialTemplate.trialSpec.kind");
-            assert!(err.to_string().contains("supported: Job (batch/v1), PyTorchJob"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("supported: Job (batch/v1), PyTorchJob"),
+                "{err}"
+            );
         }
     }
 
