@@ -15,6 +15,7 @@ pub mod metrics;
 #[cfg(test)]
 mod mock_server;
 pub mod output;
+pub mod render;
 pub mod run;
 pub mod serve;
 pub mod source;
@@ -60,6 +61,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check an Experiment file without running it.
     Validate(validate::ValidateArgs),
+    /// Print the Kubernetes workload of an Experiment's first trial, metrics collector included.
+    Render(render::RenderArgs),
     /// List experiments or trials.
     #[command(subcommand)]
     Get(get::GetCommand),
@@ -101,6 +104,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Run(args) => run::run(args, &data_dir).await,
         Command::Validate(args) => validate::run(args),
+        Command::Render(args) => render::run(args),
         Command::Get(command) => get::run(command, &reads()?),
         Command::Describe(command) => describe::run(command, &reads()?),
         Command::Metrics(args) => metrics::run(args, &reads()?),

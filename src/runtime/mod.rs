@@ -2,6 +2,7 @@
 //! what it printed and how it ended. They never decide policy.
 
 pub mod gpu;
+pub mod kubernetes;
 pub mod local;
 
 use sextant_collector::Observation;
