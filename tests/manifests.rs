@@ -190,3 +190,17 @@ fn the_manifest_check_rejects_what_a_cluster_would() {
     let good = ws.write("good.yaml", &service("{ports: [{port: 80}]}"));
     assert_eq!(check_manifests(&[experiment, good]), Ok(()));
 }
+
+#[test]
+fn rendered_trial_workloads_are_valid_for_kubernetes() {
+    // What the controller would create for a trial of each example, collector sidecar included.
+    let (_dir, mut files) = sextant::cli::render::rendered_examples().expect("render the examples");
+    assert!(!files.is_empty(), "no example was rendered");
+    // Katib's own random-search example, through the CLI as a user would render it.
+    let ws = Workspace::new();
+    let katib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/katib-random.yaml");
+    let out = ws.run(&["render", katib.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    files.push(ws.write("katib-random-trial.yaml", &text(&out.stdout)));
+    validate_manifests(&files);
+}
