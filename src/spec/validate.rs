@@ -742,15 +742,21 @@ fn check_conditions(
         ("successCondition", &template.success_condition),
         ("failureCondition", &template.failure_condition),
     ] {
-        if set(value).is_none() {
-            problems.add(
+        match set(value) {
+            None => problems.add(
                 format!("spec.trialTemplate.{field}"),
                 "",
                 format!(
                     "required for kind {kind:?}: a GJSON condition on the workload's status \
                      (filled in for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob)"
                 ),
-            );
+            ),
+            Some(expression) => {
+                // Checked here, not when the first trial ends: the controller evaluates it.
+                if let Err(message) = crate::runtime::kubernetes::conditions::check(expression) {
+                    problems.add(format!("spec.trialTemplate.{field}"), expression, message);
+                }
+            }
         }
     }
 }

@@ -1287,11 +1287,22 @@ fn conditions_are_required_for_kinds_katib_does_not_default() {
             "filled in for Job, TFJob, PyTorchJob, XGBoostJob, MPIJob and TrainJob",
         );
     }
+    // Katib's Argo Workflow example.
     accepted(|e| {
         trial_spec(e)["kind"] = json!("Workflow");
-        template(e).success_condition = s("status.phase == Succeeded");
-        template(e).failure_condition = s("status.phase == Failed");
+        template(e).success_condition = s(r#"status.[@this].#(phase=="Succeeded")#"#);
+        template(e).failure_condition = s(r#"status.[@this].#(phase=="Failed")#"#);
     });
+}
+
+#[test]
+fn conditions_the_controller_cannot_evaluate_are_refused_up_front() {
+    let err = refused(
+        |e| template(e).success_condition = s("status.phase == Succeeded"),
+        "spec.trialTemplate.successCondition",
+        "supported",
+    );
+    assert_eq!(err.value, "status.phase == Succeeded");
 }
 
 #[test]
