@@ -47,6 +47,17 @@ pub const METRICS_VOLUME: &str = "sextant-metrics";
 /// The key of the trial's push token in its Secret `<trial>-token`.
 pub const TOKEN_SECRET_KEY: &str = "token";
 
+/// The sidecar's writable scratch volume (its root filesystem is read-only): where the collector
+/// spills points past its memory bound and keeps what it could not deliver.
+pub const SPOOL_VOLUME: &str = "sextant-spool";
+
+/// Where the spool volume is mounted in the sidecar.
+pub const SPOOL_DIR: &str = "/var/spool/sextant-collector";
+
+/// The collector's final-flush budget: under the pod's default 30 s termination grace period, so
+/// the kubelet does not kill it mid-flush after sending SIGTERM.
+pub const SIDECAR_FLUSH_TIMEOUT_SECONDS: u32 = 20;
+
 /// Sextant's label with the experiment's name.
 pub const LABEL_EXPERIMENT: &str = "sextant.io/experiment";
 /// Sextant's label with the trial's name.
@@ -438,6 +449,25 @@ impl Injection<'_> {
         {
             return Err(taken_name(format!("{spec_path}.containers[{i}].name")));
         }
+        let mut args = args;
+        args.extend([
+            "--flush-timeout".to_string(),
+            SIDECAR_FLUSH_TIMEOUT_SECONDS.to_string(),
+            "--spool-dir".to_string(),
+            SPOOL_DIR.to_string(),
+        ]);
+        let volumes = child_array(pod, "volumes", &format!("{spec_path}.volumes"))?;
+        if let Some(i) = volumes.iter().position(|v| has_name(v, SPOOL_VOLUME)) {
+            return Err(RenderError::Conflict {
+                path: format!("{spec_path}.volumes[{i}].name"),
+                message: format!(
+                    "{SPOOL_VOLUME:?} is the scratch volume Sextant adds for its metrics collector; rename this volume"
+                ),
+            });
+        }
+        volumes.push(json!({"name": SPOOL_VOLUME, "emptyDir": {}}));
+        let mut mounts: Vec<Value> = mount.into_iter().collect();
+        mounts.push(json!({"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR}));
         let mut env = self.trial_env();
         env.push(
             json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
@@ -466,9 +496,7 @@ impl Injection<'_> {
             // beside them, and not holding the Job open once they have exited.
             "restartPolicy": "Always",
         });
-        if let Some(mount) = mount {
-            sidecar["volumeMounts"] = json!([mount]);
-        }
+        sidecar["volumeMounts"] = Value::Array(mounts);
         let init_path = format!("{spec_path}.initContainers");
         let init = child_array(pod, "initContainers", &init_path)?;
         if let Some(i) = init.iter().position(|c| has_name(c, SIDECAR_NAME)) {
@@ -708,7 +736,30 @@ mod tests {
         ])
     }
 
+    /// What every sidecar gets after its mode's arguments.
+    fn common_args() -> Vec<Value> {
+        [
+            "--flush-timeout",
+            "20",
+            "--spool-dir",
+            "/var/spool/sextant-collector",
+        ]
+        .map(Value::from)
+        .to_vec()
+    }
+
+    fn spool_mount() -> Value {
+        json!({"name": "sextant-spool", "mountPath": "/var/spool/sextant-collector"})
+    }
+
+    fn with_common_args(args: Value) -> Value {
+        let mut args = args.as_array().unwrap().clone();
+        args.extend(common_args());
+        Value::Array(args)
+    }
+
     fn expected_sidecar(args: Value) -> Value {
+        let args = with_common_args(args);
         let mut env = expected_env();
         let env_list = env.as_array_mut().unwrap();
         env_list.push(
@@ -727,6 +778,7 @@ mod tests {
                 "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}
             },
             "restartPolicy": "Always",
+            "volumeMounts": [spool_mount()],
         })
     }
 
@@ -775,7 +827,11 @@ mod tests {
         );
         assert_eq!(pod["serviceAccountName"], "sextant-collector");
         assert_eq!(pod["restartPolicy"], "Never");
-        assert_eq!(pod.as_object().unwrap().len(), 4, "{pod:#}");
+        assert_eq!(
+            pod["volumes"],
+            json!([{"name": "sextant-spool", "emptyDir": {}}])
+        );
+        assert_eq!(pod.as_object().unwrap().len(), 5, "{pod:#}");
     }
 
     #[test]
@@ -817,7 +873,7 @@ mod tests {
         let workload = render(&checked).unwrap();
         assert_eq!(
             pod(&workload)["initContainers"][0]["args"],
-            json!([
+            with_common_args(json!([
                 "--kube-log",
                 "--container",
                 "main",
@@ -827,7 +883,7 @@ mod tests {
                 "(\\w+)=(\\S+)",
                 "--filter",
                 "(\\w+): (\\d+)"
-            ])
+            ]))
         );
     }
 
@@ -861,13 +917,14 @@ mod tests {
             "--filter",
             "(\\w+)=(\\S+)"
         ]));
-        sidecar["volumeMounts"] = json!([mount]);
+        sidecar["volumeMounts"] = json!([mount, spool_mount()]);
         assert_eq!(pod["initContainers"], json!([sidecar]));
         assert_eq!(
             pod["volumes"],
             json!([
                 {"name": "data", "persistentVolumeClaim": {"claimName": "d"}},
                 {"name": "sextant-metrics", "emptyDir": {}},
+                {"name": "sextant-spool", "emptyDir": {}},
             ])
         );
         assert_eq!(
@@ -891,7 +948,7 @@ mod tests {
         let workload = render(&checked).unwrap();
         assert_eq!(
             pod(&workload)["initContainers"][0]["args"],
-            json!([
+            with_common_args(json!([
                 "--file",
                 "/out/m.json",
                 "--format",
@@ -900,7 +957,7 @@ mod tests {
                 "main",
                 "--metrics",
                 "accuracy,loss"
-            ])
+            ]))
         );
     }
 
@@ -957,8 +1014,16 @@ mod tests {
         let workload = render(&checked).unwrap();
         let pod = pod(&workload).as_object().unwrap();
         for (key, value) in original.as_object().unwrap() {
-            if key != "initContainers" {
-                assert_eq!(&pod[key], value, "{key}");
+            match key.as_str() {
+                "initContainers" => {}
+                // The template's volumes come first, untouched; the collector's scratch volume
+                // is added after them.
+                "volumes" => {
+                    let mut expected = value.as_array().unwrap().clone();
+                    expected.push(json!({"name": "sextant-spool", "emptyDir": {}}));
+                    assert_eq!(pod[key], Value::Array(expected), "{key}");
+                }
+                _ => assert_eq!(&pod[key], value, "{key}"),
             }
         }
         let init: Vec<&str> = pod["initContainers"]
