@@ -1,7 +1,9 @@
 //! The backend-agnostic controller: pure policy ([`policy`], [`metrics`]) and the loop that applies
-//! it ([`driver`]).
+//! it ([`driver`]); [`kube_status`] translates its state into the Katib status of the custom
+//! resources on Kubernetes.
 
 pub mod driver;
+pub mod kube_status;
 pub mod metrics;
 pub mod policy;
 pub mod resume;

@@ -21,6 +21,7 @@
 
 use serde_json::Value;
 
+use crate::runtime::ExitOutcome;
 use crate::spec::FieldError;
 use crate::spec::TrialTemplate;
 use crate::spec::defaults::{
@@ -55,6 +56,32 @@ pub struct WorkloadStatus {
     pub reason: Option<String>,
     /// `message` of the matched condition, if it has one.
     pub message: Option<String>,
+}
+
+/// How a workload ended, in the terms the driver takes a trial's exit in, so that the Kubernetes
+/// runtime reports a finished workload exactly as the local one reports a process exit and the
+/// driver decides the trial's state (Succeeded or MetricsUnavailable by its metrics, Failed ...):
+/// Succeeded is exit code 0, Failed an error that carries the workload's reason and message,
+/// Running is not an end (`None`).
+pub fn workload_outcome(status: &WorkloadStatus) -> Option<ExitOutcome> {
+    match status.phase {
+        WorkloadPhase::Running => None,
+        WorkloadPhase::Succeeded => Some(ExitOutcome::Code(0)),
+        WorkloadPhase::Failed => {
+            let reason = status.reason.as_deref().filter(|r| !r.is_empty());
+            let message = status.message.as_deref().filter(|m| !m.is_empty());
+            Some(ExitOutcome::Error(match (reason, message) {
+                (Some(reason), Some(message)) => {
+                    format!("the workload failed ({reason}): {message}")
+                }
+                (Some(text), None) | (None, Some(text)) => format!("the workload failed: {text}"),
+                (None, None) => {
+                    "the workload failed: its failureCondition matched, with no reason or message"
+                        .to_string()
+                }
+            }))
+        }
+    }
 }
 
 /// Katib's default (success, failure) conditions for a workload kind, `None` for kinds Katib has
@@ -649,5 +676,53 @@ mod tests {
             err.message.contains("required for kind \"Workflow\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn finished_workloads_become_exits_the_driver_understands() {
+        let status = |phase, reason: Option<&str>, message: Option<&str>| WorkloadStatus {
+            phase,
+            reason: reason.map(str::to_string),
+            message: message.map(str::to_string),
+        };
+        assert_eq!(
+            workload_outcome(&status(WorkloadPhase::Running, None, None)),
+            None
+        );
+        assert_eq!(
+            workload_outcome(&status(
+                WorkloadPhase::Succeeded,
+                Some("CompletionsReached"),
+                Some("Reached expected number of succeeded pods")
+            )),
+            Some(ExitOutcome::Code(0))
+        );
+        assert_eq!(
+            workload_outcome(&status(
+                WorkloadPhase::Failed,
+                Some("BackoffLimitExceeded"),
+                Some("Job has reached the specified backoff limit")
+            )),
+            Some(ExitOutcome::Error(
+                "the workload failed (BackoffLimitExceeded): Job has reached the specified backoff limit"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            workload_outcome(&status(
+                WorkloadPhase::Failed,
+                Some("DeadlineExceeded"),
+                Some("")
+            )),
+            Some(ExitOutcome::Error(
+                "the workload failed: DeadlineExceeded".into()
+            ))
+        );
+        let Some(ExitOutcome::Error(bare)) =
+            workload_outcome(&status(WorkloadPhase::Failed, None, None))
+        else {
+            panic!("a failed workload is an error exit");
+        };
+        assert!(bare.contains("failureCondition matched"), "{bare}");
     }
 }

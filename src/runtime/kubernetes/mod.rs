@@ -10,7 +10,7 @@
 pub mod conditions;
 pub mod render;
 
-pub use conditions::{Conditions, WorkloadPhase, WorkloadStatus};
+pub use conditions::{Conditions, WorkloadPhase, WorkloadStatus, workload_outcome};
 pub use render::{RenderError, render_workload};
 
 /// The API of the controller's Service as seen from trial pods (`sextant` Service, namespace
