@@ -12,7 +12,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use sextant::spec::ExperimentResource;
-use sextant::spec::crd::TrialResource;
+use sextant::spec::crd::{ExperimentStatus, TrialResource};
 use tokio::sync::mpsc;
 
 use super::FakeApiServer;
@@ -624,4 +624,55 @@ async fn a_controller_reconciles_on_create_and_when_an_owned_job_changes() {
     })
     .await;
     controller.abort();
+}
+
+#[tokio::test]
+async fn status_replace_and_event_recorder() {
+    use k8s_openapi::api::events::v1::Event as KubeEvent;
+    use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
+
+    let fake = FakeApiServer::start().await;
+    let client = fake.client();
+    let api: Api<ExperimentResource> = Api::default_namespaced(client.clone());
+    let created = api
+        .create(&PostParams::default(), &experiment("exp"))
+        .await
+        .unwrap();
+
+    let mut with_status = created.clone();
+    with_status.status = Some(ExperimentStatus {
+        trials: 3,
+        ..Default::default()
+    });
+    with_status.spec.max_trial_count = Some(7); // Ignored: only the status is written.
+    let replaced = api
+        .replace_status("exp", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
+    assert_eq!(replaced.status.unwrap().trials, 3);
+    assert_eq!(replaced.spec.max_trial_count, None);
+    let stale = api
+        .replace_status("exp", &PostParams::default(), &with_status)
+        .await;
+    assert_eq!(api_error(stale), (409, "Conflict".into()));
+
+    // kube's recorder creates an events.k8s.io Event, then patches it when the same one recurs.
+    let reporter = Reporter {
+        controller: "sextant".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let event = RecordedEvent {
+        type_: EventType::Normal,
+        reason: "TrialCreated".into(),
+        note: Some("exp-t1".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let reference = created.object_ref(&());
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+    let events = fake.list::<KubeEvent>(NS);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].reason.as_deref(), Some("TrialCreated"));
 }
