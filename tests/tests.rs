@@ -1,10 +1,12 @@
-//! Integration tests: the real `sextant` binary, real child processes, a real sled directory.
+//! Integration tests: the real `sextant` binary, real child processes, a real sled directory, and
+//! a fake Kubernetes apiserver for the kube-rs client and controller.
 
 mod fixture;
 
 mod collector;
 mod digits;
 mod early_stopping;
+mod fake_apiserver;
 mod gpu;
 mod manifests;
 mod resume;
