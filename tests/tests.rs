@@ -8,6 +8,7 @@ mod digits;
 mod early_stopping;
 mod fake_apiserver;
 mod gpu;
+mod kubernetes_runtime;
 mod manifests;
 mod resume;
 mod run;

@@ -9,9 +9,11 @@
 
 pub mod conditions;
 pub mod render;
+pub mod runtime;
 
 pub use conditions::{Conditions, WorkloadPhase, WorkloadStatus, workload_outcome};
 pub use render::{RenderError, render_workload};
+pub use runtime::KubernetesRuntime;
 
 /// The API of the controller's Service as seen from trial pods (`sextant` Service, namespace
 /// `sextant-system`, port 6789: the design's names).
