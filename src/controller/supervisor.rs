@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 use super::driver::{Driver, DriverCommand, Progress, Reporter, RunOutcome};
 use super::metrics;
 use crate::runtime::gpu::GpuPool;
+use crate::runtime::{RuntimeEvent, TrialRuntime};
+use sextant_suggestion::ConfiguredEngine;
 use crate::runtime::local::{LocalConfig, LocalRuntime, admit};
 use crate::spec::{self, CheckedExperiment};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError, TrialRecord};
@@ -135,6 +137,24 @@ impl Supervisor {
             container.gpus,
             events_tx,
         );
+        self.start_with(checked, record, engine, runtime, events_rx, log_dir)
+    }
+
+    /// Starts a driver for a stored experiment on any runtime (the Kubernetes controller's
+    /// entry): `events` is the receiving end of the channel `runtime` reports to. Pushed points
+    /// and trial stops reach it as they reach [`Supervisor::start`]'s drivers.
+    pub fn start_with<R>(
+        &self,
+        checked: CheckedExperiment,
+        record: ExperimentRecord,
+        engine: ConfiguredEngine,
+        runtime: R,
+        events_rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+        log_dir: PathBuf,
+    ) -> Result<(), SuperviseError>
+    where
+        R: TrialRuntime + Send + 'static,
+    {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (stop_tx, mut stop_rx) = watch::channel(None);
         let name = record.name.clone();
@@ -348,6 +368,11 @@ impl Supervisor {
         let mut trial = trial.clone();
         metrics::refresh_finished_trial(store, &checked.objective, &mut trial)?;
         Ok(())
+    }
+
+    /// Where an experiment's trial logs go.
+    pub fn log_dir(&self, experiment: &str) -> PathBuf {
+        self.inner.data_dir.join("logs").join(experiment)
     }
 
     /// Removes an experiment's trial logs (after it was deleted).
