@@ -4,6 +4,7 @@
 mod fixture;
 
 mod collector;
+mod controller_e2e;
 mod digits;
 mod early_stopping;
 mod fake_apiserver;

@@ -6,6 +6,7 @@ pub mod bench_stopping;
 pub mod best;
 pub mod client;
 mod console;
+pub mod controller;
 pub mod crd;
 pub mod delete;
 pub mod describe;
@@ -82,6 +83,8 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Run a server: submitted experiments, the experiments/trials/metrics API, suggestions.
     Serve(serve::ServeArgs),
+    /// Run Katib Experiments applied to a Kubernetes cluster, trials as Kubernetes workloads.
+    Controller(controller::ControllerArgs),
     /// Measure Sextant itself.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -116,6 +119,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Submit(args) => submit::run(args, remote()?).await,
         Command::Watch(args) => watch::run(args, remote()?).await,
         Command::Serve(args) => serve::run(args, &data_dir).await,
+        Command::Controller(args) => controller::run(args, &data_dir).await,
         Command::Bench(command) => bench::run(command, &data_dir).await,
         Command::Crd => crd::run(),
     }

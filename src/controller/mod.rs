@@ -3,6 +3,7 @@
 //! resources on Kubernetes.
 
 pub mod driver;
+pub mod kube_controller;
 pub mod kube_status;
 pub mod metrics;
 pub mod policy;

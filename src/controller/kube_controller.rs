@@ -1,0 +1,351 @@
+//! `sextant controller`: Experiments applied to a Kubernetes cluster, run by the same driver as
+//! `sextant serve`, with trials as Kubernetes workloads ([`KubernetesRuntime`]).
+//!
+//! One reconcile per Experiment: its spec is checked (an invalid one gets a `Failed` condition and
+//! is not retried until it changes), the store record is created or found ([`prepare`]), a driver
+//! task is started through the [`Supervisor`] when none runs (so pushed metrics reach it), and the
+//! Katib `status` of the Experiment and of its Trials is brought up to date from the store (a merge
+//! patch on the `status` subresource, only when it differs). While the experiment runs it is
+//! reconciled again every [`ControllerSettings::requeue`]; once finished, only on changes.
+//!
+//! The store is keyed by experiment name, while Kubernetes names are per namespace: a second
+//! Experiment of a name already taken in another namespace is refused with a `Failed` condition.
+//!
+//! When an Experiment is deleted, its next scheduled reconcile finds it gone and its driver is
+//! stopped (its trials are deleted with it by owner references). There is no leader election: run
+//! one replica.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller, Error as ControllerError};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::kube_status::{condition, experiment_status, set_condition, trial_status};
+use super::policy::reason;
+use super::resume::{Prepared, prepare};
+use super::supervisor::Supervisor;
+use crate::runtime::kubernetes::{ClusterSettings, KubernetesRuntime};
+use crate::spec::crd::{ExperimentStatus, TrialResource};
+use crate::spec::{self, CheckedExperiment, ExperimentResource};
+use crate::store::{Store, StoreError};
+
+/// The namespace of an Experiment that names none.
+const DEFAULT_NAMESPACE: &str = "default";
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Where trials run and how they reach Sextant's API.
+    pub cluster: ClusterSettings,
+    /// The experiments' work directory in the store records (unused by Kubernetes trials).
+    pub work_dir: PathBuf,
+    /// How often a running experiment's status is refreshed.
+    pub requeue: Duration,
+}
+
+/// Why a reconcile failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The apiserver failed.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+struct Context {
+    client: Client,
+    store: Store,
+    supervisor: Supervisor,
+    settings: ControllerSettings,
+}
+
+/// Runs the controller until `shutdown` resolves; the running drivers are then stopped (their
+/// experiments resume at the next start).
+pub async fn run(
+    client: Client,
+    store: Store,
+    supervisor: Supervisor,
+    settings: ControllerSettings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (experiments, trials) = match &settings.namespace {
+        Some(ns) => (
+            Api::<ExperimentResource>::namespaced(client.clone(), ns),
+            Api::<TrialResource>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::<ExperimentResource>::all(client.clone()),
+            Api::<TrialResource>::all(client.clone()),
+        ),
+    };
+    let context = Arc::new(Context {
+        client,
+        store,
+        supervisor: supervisor.clone(),
+        settings,
+    });
+    let stopper = supervisor.clone();
+    Controller::new(experiments, watcher::Config::default())
+        .owns(trials, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| {
+            let supervisor = stopper.clone();
+            async move {
+                match result {
+                    Ok(_) => {}
+                    Err(ControllerError::ObjectNotFound(gone)) => {
+                        // A scheduled reconcile of a deleted Experiment: stop its driver.
+                        if supervisor.stop(&gone.name).await {
+                            tracing::info!(experiment = gone.name, "experiment deleted; stopped");
+                        }
+                    }
+                    Err(e) => tracing::warn!("reconcile failed: {e}"),
+                }
+            }
+        })
+        .await;
+    supervisor.shutdown().await;
+}
+
+fn error_policy(
+    _experiment: Arc<ExperimentResource>,
+    error: &ReconcileError,
+    _context: Arc<Context>,
+) -> Action {
+    tracing::warn!("reconcile error: {error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The Experiment as a Katib manifest, for [`spec::check`].
+fn spec_text(experiment: &ExperimentResource, namespace: &str) -> String {
+    json!({
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": experiment.name_any(), "namespace": namespace},
+        "spec": experiment.spec,
+    })
+    .to_string()
+}
+
+async fn reconcile(
+    experiment: Arc<ExperimentResource>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    if experiment.metadata.deletion_timestamp.is_some() {
+        context.supervisor.stop(&experiment.name_any()).await;
+        return Ok(Action::await_change());
+    }
+    let name = experiment.name_any();
+    let namespace = experiment
+        .namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let api = Api::<ExperimentResource>::namespaced(context.client.clone(), &namespace);
+    let checked = match spec::check(&spec_text(&experiment, &namespace)) {
+        Ok(checked) => checked,
+        Err(e) => {
+            fail(&api, &experiment, &format!("invalid Experiment: {e}")).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(record) = context.store.experiment(&name)? {
+        let theirs = record
+            .experiment
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        if theirs != namespace {
+            let message = format!(
+                "an experiment named {name:?} already runs in namespace {theirs:?}; Sextant keeps one experiment per name across namespaces"
+            );
+            fail(&api, &experiment, &message).await?;
+            return Ok(Action::await_change());
+        }
+    }
+    if !context.supervisor.is_running(&name) {
+        let work_dir = context.settings.work_dir.clone();
+        match prepare(&context.store, &checked, None, work_dir) {
+            Ok(Prepared::Run(record)) => {
+                if let Err(message) = start(&context, &experiment, checked, record) {
+                    fail(&api, &experiment, &message).await?;
+                    return Ok(Action::await_change());
+                }
+            }
+            Ok(Prepared::AlreadyCompleted(_)) => {}
+            Err(e) => {
+                fail(&api, &experiment, &e.to_string()).await?;
+                return Ok(Action::await_change());
+            }
+        }
+    }
+    let finished = refresh_status(&context, &api, &experiment, &namespace).await?;
+    Ok(if finished {
+        Action::await_change()
+    } else {
+        Action::requeue(context.settings.requeue)
+    })
+}
+
+/// Starts the experiment's driver with trials on Kubernetes.
+fn start(
+    context: &Context,
+    experiment: &ExperimentResource,
+    checked: CheckedExperiment,
+    record: crate::store::ExperimentRecord,
+) -> Result<(), String> {
+    let engine =
+        sextant_suggestion::configure(&checked.algorithm.name, &checked.algorithm.settings)
+            .map_err(|e| format!("spec.algorithm: {e}"))?;
+    let log_dir = context.supervisor.log_dir(&record.name);
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create the log directory {}: {e}", log_dir.display()))?;
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let runtime = KubernetesRuntime::new(
+        context.client.clone(),
+        experiment.clone(),
+        checked.clone(),
+        context.settings.cluster.clone(),
+        events_tx,
+    );
+    context
+        .supervisor
+        .start_with(checked, record, engine, runtime, events_rx, log_dir)
+        .map_err(|e| e.to_string())
+}
+
+/// Writes the store's state onto the Experiment and its Trials. Returns whether the experiment
+/// has finished.
+async fn refresh_status(
+    context: &Context,
+    api: &Api<ExperimentResource>,
+    experiment: &ExperimentResource,
+    namespace: &str,
+) -> Result<bool, ReconcileError> {
+    let name = experiment.name_any();
+    let Some(record) = context.store.experiment(&name)? else {
+        return Ok(false);
+    };
+    let trials = context.store.trials(&name)?;
+    let now = Timestamp::now();
+    let trial_api = Api::<TrialResource>::namespaced(context.client.clone(), namespace);
+    for trial in &trials {
+        let Some(resource) = trial_api.get_opt(&trial.name).await? else {
+            continue;
+        };
+        let new = trial_status(trial, resource.status.as_ref(), now);
+        if resource.status.as_ref() != Some(&new) {
+            let patch = status_patch(resource.status.as_ref(), &new);
+            trial_api
+                .patch_status(&trial.name, &PatchParams::default(), &Patch::Merge(patch))
+                .await?;
+        }
+    }
+    // The Experiment last, from the same snapshot: once it shows an end, its Trials show theirs.
+    let status = experiment_status(&record, &trials, experiment.status.as_ref(), now);
+    if experiment.status.as_ref() != Some(&status) {
+        patch_status(api, &name, experiment.status.as_ref(), &status).await?;
+    }
+    // Finished once the driver is gone too, so the last trial statuses were written.
+    Ok(record.phase.is_finished() && !context.supervisor.is_running(&name))
+}
+
+async fn patch_status(
+    api: &Api<ExperimentResource>,
+    name: &str,
+    previous: Option<&ExperimentStatus>,
+    status: &ExperimentStatus,
+) -> Result<(), kube::Error> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(status_patch(previous, status)),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The merge patch `{"status": ...}` taking `previous` to `status`. The statuses leave out empty
+/// lists and zero counters, and a merge patch keeps what it does not name, so what `previous` has
+/// and `status` no longer does is set to `null` (removed).
+fn status_patch<T: serde::Serialize>(previous: Option<&T>, status: &T) -> Value {
+    let new = serde_json::to_value(status).unwrap_or(Value::Null);
+    let old = previous
+        .and_then(|p| serde_json::to_value(p).ok())
+        .unwrap_or(Value::Null);
+    json!({ "status": with_removals(&old, &new) })
+}
+
+fn with_removals(old: &Value, new: &Value) -> Value {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return new.clone();
+    };
+    let mut patch = new.clone();
+    for (key, old_value) in old {
+        match new.get(key) {
+            None => {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Some(new_value) => {
+                patch.insert(key.clone(), with_removals(old_value, new_value));
+            }
+        }
+    }
+    Value::Object(patch)
+}
+
+/// Marks the Experiment Failed with `message` (when it is not already).
+async fn fail(
+    api: &Api<ExperimentResource>,
+    experiment: &ExperimentResource,
+    message: &str,
+) -> Result<(), kube::Error> {
+    tracing::warn!(experiment = experiment.name_any(), "{message}");
+    let mut status = experiment.status.clone().unwrap_or_default();
+    set_condition(
+        &mut status.conditions,
+        condition::FAILED,
+        condition::TRUE,
+        reason::FAILED,
+        message,
+        Timestamp::now(),
+    );
+    if experiment.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    patch_status(
+        api,
+        &experiment.name_any(),
+        experiment.status.as_ref(),
+        &status,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_patch_removes_what_the_new_status_leaves_out() {
+        let old = json!({"trialsRunning": 2, "trials": 3, "best": {"name": "a", "x": 1}});
+        let new = json!({"trials": 3, "best": {"name": "b"}});
+        assert_eq!(
+            status_patch(Some(&old), &new),
+            json!({"status": {"trialsRunning": null, "trials": 3, "best": {"name": "b", "x": null}}})
+        );
+        assert_eq!(status_patch(None, &new), json!({ "status": new }));
+    }
+}

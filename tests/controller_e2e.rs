@@ -1,0 +1,197 @@
+//! `sextant controller` end to end against the fake apiserver: the controller runs in-process with
+//! the API served beside it (as `sextant controller` serves it), Katib's random example is
+//! applied, and the test plays the trials (pushes each trial's objective with its token) and the
+//! Job controller (marks each Job Complete) until the Experiment succeeds.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use sextant::api::{self, AccessConfig, AppState};
+use sextant::controller::kube_controller::{self, ControllerSettings};
+use sextant::controller::supervisor::Supervisor;
+use sextant::runtime::gpu::GpuPool;
+use sextant::runtime::kubernetes::ClusterSettings;
+use sextant::spec::ExperimentResource;
+use sextant::spec::crd::TrialResource;
+use sextant::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::fake_apiserver::FakeApiServer;
+
+const NS: &str = "kubeflow";
+const NAME: &str = "random";
+const EXAMPLE: &str = include_str!("data/katib-random.yaml");
+/// The whole test's bound.
+const TOTAL: Duration = Duration::from_secs(60);
+
+/// POSTs `body` to the API with a bearer token; returns the status code and body.
+async fn post(address: std::net::SocketAddr, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the API");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.expect("read");
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, reply)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn katib_random_example_runs_to_succeeded() {
+    tokio::time::timeout(TOTAL, run_example())
+        .await
+        .expect("the experiment succeeds within 60 s");
+}
+
+async fn run_example() {
+    let fake = FakeApiServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let store = Store::open(&data.path().join("store")).unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let supervisor = Supervisor::new(
+        store.clone(),
+        data.path().to_path_buf(),
+        format!("http://{address}"),
+        GpuPool::new(Vec::new()),
+    );
+    let state = AppState::new(
+        store.clone(),
+        supervisor.clone(),
+        AccessConfig {
+            admin_token: "admin".into(),
+            auth_reads: false,
+        },
+    );
+    state.set_ready();
+    let router = api::router(state, api::DEFAULT_REQUEST_TIMEOUT);
+    tokio::spawn(api::serve(listener, router, std::future::pending()));
+    let settings = ControllerSettings {
+        namespace: None,
+        cluster: ClusterSettings {
+            endpoint: format!("http://{address}"),
+            ..ClusterSettings::default()
+        },
+        work_dir: data.path().join("work"),
+        requeue: Duration::from_millis(200),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(kube_controller::run(
+        fake.client(),
+        store.clone(),
+        supervisor,
+        settings,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let experiment: ExperimentResource =
+        serde_saphyr::from_str(EXAMPLE).expect("Katib's example reads as an Experiment");
+    Api::<ExperimentResource>::namespaced(fake.client(), NS)
+        .create(&PostParams::default(), &experiment)
+        .await
+        .expect("the fake creates the Experiment");
+
+    // Play the trials and the Job controller until the Experiment ends.
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut value = 0.5;
+    let started = std::time::Instant::now();
+    loop {
+        if started.elapsed() > TOTAL - Duration::from_secs(5) {
+            let trials: Vec<String> = store
+                .trials(NAME)
+                .unwrap()
+                .iter()
+                .map(|t| format!("{} {} {} {}", t.name, t.state, t.reason, t.message))
+                .collect();
+            let current: Option<ExperimentResource> = fake.get(NS, NAME);
+            let status = current.and_then(|c| c.status);
+            panic!(
+                "the Experiment did not end: {:?}\nstore: {:#?}\njobs done: {done:?}\nstatus: {status:#?}",
+                store.experiment(NAME).unwrap().map(|r| (r.phase, r.reason, r.message)),
+                trials
+            );
+        }
+        let current: ExperimentResource = fake.get(NS, NAME).expect("the Experiment");
+        // Ended, and the last trials' states written (trials still in flight when the budget
+        // is reached are stopped by the driver just after).
+        let ended = current.status.as_ref().is_some_and(|s| {
+            s.trials_running + s.trials_pending == 0
+                && s.conditions.last().is_some_and(|c| {
+                    (c.condition_type == "Succeeded" || c.condition_type == "Failed")
+                        && c.status == "True"
+                })
+        });
+        if ended {
+            break;
+        }
+        for job in fake.list::<Job>(NS) {
+            let trial = job.name_any();
+            if done.contains(&trial) {
+                continue;
+            }
+            let Some(secret) = fake.get::<Secret>(NS, &format!("{trial}-token")) else {
+                continue;
+            };
+            let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+            // Below the goal (0.99), so all 12 trials run.
+            value += 0.01;
+            let body = json!({"observations": [
+                {"metricName": "Validation-accuracy", "value": value, "step": 1},
+                {"metricName": "Train-accuracy", "value": value, "step": 1},
+            ]})
+            .to_string();
+            let path = format!("/v1/experiments/{NAME}/trials/{trial}/metrics");
+            let (status, reply) = post(address, &path, &token, &body).await;
+            assert_eq!(status, 200, "push for {trial}: {reply}");
+            fake.set_job_condition(NS, &trial, "Complete");
+            done.insert(trial);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let current: ExperimentResource = fake.get(NS, NAME).unwrap();
+    let status = current.status.expect("a status");
+    let last = status.conditions.last().unwrap();
+    assert_eq!(
+        (last.condition_type.as_str(), last.status.as_str()),
+        ("Succeeded", "True"),
+        "{status:?}"
+    );
+    assert_eq!(status.trials, 12, "{status:?}");
+    assert_eq!(status.trials_succeeded, 12, "{status:?}");
+    assert_eq!(status.trials_failed, 0, "{status:#?}");
+    let best = status.current_optimal_trial.expect("currentOptimalTrial");
+    assert!(!best.best_trial_name.is_empty(), "{best:?}");
+    assert!(done.contains(&best.best_trial_name), "{best:?}");
+    // Every Trial resource got its final status too.
+    let trials = fake.list::<TrialResource>(NS);
+    assert_eq!(trials.len(), 12);
+    for t in &trials {
+        let conditions = &t.status.as_ref().expect("a Trial status").conditions;
+        assert_eq!(
+            conditions.last().map(|c| c.condition_type.as_str()),
+            Some("Succeeded"),
+            "{}: {conditions:?}",
+            t.name_any()
+        );
+    }
+    let _ = stop.send(());
+    controller.await.unwrap();
+}
