@@ -57,56 +57,98 @@ async fn katib_random_example_runs_to_succeeded() {
         .expect("the experiment succeeds within 60 s");
 }
 
-async fn run_example() {
-    let fake = FakeApiServer::start().await;
-    let data = tempfile::tempdir().unwrap();
-    let store = Store::open(&data.path().join("store")).unwrap();
+/// The controller running in-process over a fake apiserver, with the API served beside it.
+struct Harness {
+    fake: FakeApiServer,
+    store: Store,
+    address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    controller: tokio::task::JoinHandle<()>,
+    _data: tempfile::TempDir,
+}
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let supervisor = Supervisor::new(
-        store.clone(),
-        data.path().to_path_buf(),
-        format!("http://{address}"),
-        GpuPool::new(Vec::new()),
-    );
-    let state = AppState::new(
-        store.clone(),
-        supervisor.clone(),
-        AccessConfig {
-            admin_token: "admin".into(),
-            auth_reads: false,
-        },
-    );
-    state.set_ready();
-    let router = api::router(state, api::DEFAULT_REQUEST_TIMEOUT);
-    tokio::spawn(api::serve(listener, router, std::future::pending()));
-    let settings = ControllerSettings {
-        namespace: None,
-        cluster: ClusterSettings {
-            endpoint: format!("http://{address}"),
-            ..ClusterSettings::default()
-        },
-        work_dir: data.path().join("work"),
-        requeue: Duration::from_millis(200),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(kube_controller::run(
-        fake.client(),
-        store.clone(),
-        supervisor,
-        settings,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+impl Harness {
+    async fn start() -> Harness {
+        let fake = FakeApiServer::start().await;
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(&data.path().join("store")).unwrap();
 
-    let experiment: ExperimentResource =
-        serde_saphyr::from_str(EXAMPLE).expect("Katib's example reads as an Experiment");
-    Api::<ExperimentResource>::namespaced(fake.client(), NS)
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let supervisor = Supervisor::new(
+            store.clone(),
+            data.path().to_path_buf(),
+            format!("http://{address}"),
+            GpuPool::new(Vec::new()),
+        );
+        let state = AppState::new(
+            store.clone(),
+            supervisor.clone(),
+            AccessConfig {
+                admin_token: "admin".into(),
+                auth_reads: false,
+            },
+        );
+        state.set_ready();
+        let router = api::router(state, api::DEFAULT_REQUEST_TIMEOUT);
+        tokio::spawn(api::serve(listener, router, std::future::pending()));
+        let settings = ControllerSettings {
+            namespace: None,
+            cluster: ClusterSettings {
+                endpoint: format!("http://{address}"),
+                ..ClusterSettings::default()
+            },
+            work_dir: data.path().join("work"),
+            requeue: Duration::from_millis(200),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let controller = tokio::spawn(kube_controller::run(
+            fake.client(),
+            store.clone(),
+            supervisor,
+            settings,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Harness {
+            fake,
+            store,
+            address,
+            stop,
+            controller,
+            _data: data,
+        }
+    }
+
+    async fn shut_down(self) {
+        let _ = self.stop.send(());
+        self.controller.await.unwrap();
+    }
+}
+
+/// Creates `experiment` in `namespace`.
+async fn apply(fake: &FakeApiServer, namespace: &str, experiment: &ExperimentResource) {
+    let mut experiment = experiment.clone();
+    experiment.metadata.namespace = Some(namespace.to_string());
+    Api::<ExperimentResource>::namespaced(fake.client(), namespace)
         .create(&PostParams::default(), &experiment)
         .await
         .expect("the fake creates the Experiment");
+}
+
+async fn run_example() {
+    let Harness {
+        fake,
+        store,
+        address,
+        stop,
+        controller,
+        _data,
+    } = Harness::start().await;
+    let experiment: ExperimentResource =
+        serde_saphyr::from_str(EXAMPLE).expect("Katib's example reads as an Experiment");
+    apply(&fake, NS, &experiment).await;
 
     // Play the trials and the Job controller until the Experiment ends.
     let mut done: BTreeSet<String> = BTreeSet::new();
@@ -124,7 +166,10 @@ async fn run_example() {
             let status = current.and_then(|c| c.status);
             panic!(
                 "the Experiment did not end: {:?}\nstore: {:#?}\njobs done: {done:?}\nstatus: {status:#?}",
-                store.experiment(NAME).unwrap().map(|r| (r.phase, r.reason, r.message)),
+                store
+                    .experiment(NAME)
+                    .unwrap()
+                    .map(|r| (r.phase, r.reason, r.message)),
                 trials
             );
         }
@@ -194,4 +239,52 @@ async fn run_example() {
     }
     let _ = stop.send(());
     controller.await.unwrap();
+}
+
+/// The last condition of the Experiment once it is `Failed`, waiting up to `TOTAL`.
+async fn failed_condition(fake: &FakeApiServer, namespace: &str, name: &str) -> String {
+    tokio::time::timeout(TOTAL, async {
+        loop {
+            let current: Option<ExperimentResource> = fake.get(namespace, name);
+            if let Some(c) = current
+                .and_then(|e| e.status)
+                .and_then(|s| s.conditions.last().cloned())
+                .filter(|c| c.condition_type == "Failed" && c.status == "True")
+            {
+                return c.message;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{namespace}/{name} did not get a Failed condition"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_and_names_taken_in_another_namespace_get_a_failed_condition() {
+    let harness = Harness::start().await;
+    let fake = &harness.fake;
+    let experiment: ExperimentResource = serde_saphyr::from_str(EXAMPLE).unwrap();
+    apply(fake, NS, &experiment).await;
+
+    // The same name in another namespace: the store holds one experiment per name.
+    apply(fake, "other", &experiment).await;
+    let message = failed_condition(fake, "other", NAME).await;
+    assert!(
+        message.contains("namespace") && message.contains(NS),
+        "{message}"
+    );
+
+    // A spec that does not validate.
+    let mut invalid = experiment.clone();
+    invalid.metadata.name = Some("invalid".into());
+    invalid.spec.algorithm.as_mut().unwrap().algorithm_name = "no-such-algorithm".into();
+    apply(fake, NS, &invalid).await;
+    let message = failed_condition(fake, NS, "invalid").await;
+    assert!(message.contains("invalid Experiment"), "{message}");
+    assert!(harness.store.experiment("invalid").unwrap().is_none());
+    // The first one was not disturbed.
+    let first = harness.store.experiment(NAME).unwrap().expect("stored");
+    assert_eq!(first.experiment.metadata.namespace.as_deref(), Some(NS));
+    harness.shut_down().await;
 }

@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use sextant_collector::Observation;
+use sextant_suggestion::ConfiguredEngine;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::driver::{Driver, DriverCommand, Progress, Reporter, RunOutcome};
 use super::metrics;
 use crate::runtime::gpu::GpuPool;
-use crate::runtime::{RuntimeEvent, TrialRuntime};
-use sextant_suggestion::ConfiguredEngine;
 use crate::runtime::local::{LocalConfig, LocalRuntime, admit};
+use crate::runtime::{RuntimeEvent, TrialRuntime};
 use crate::spec::{self, CheckedExperiment};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError, TrialRecord};
 
