@@ -18,7 +18,7 @@ use sextant::runtime::gpu::GpuPool;
 use sextant::runtime::kubernetes::ClusterSettings;
 use sextant::spec::ExperimentResource;
 use sextant::spec::crd::TrialResource;
-use sextant::store::Store;
+use sextant::store::{ExperimentPhase, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fake_apiserver::FakeApiServer;
@@ -28,6 +28,8 @@ const NAME: &str = "random";
 const EXAMPLE: &str = include_str!("data/katib-random.yaml");
 /// The whole test's bound.
 const TOTAL: Duration = Duration::from_secs(60);
+/// How long the deletion test waits for the driver to stop.
+const STOP_WAIT: Duration = Duration::from_secs(15);
 
 /// POSTs `body` to the API with a bearer token; returns the status code and body.
 async fn post(address: std::net::SocketAddr, path: &str, token: &str, body: &str) -> (u16, String) {
@@ -61,6 +63,7 @@ async fn katib_random_example_runs_to_succeeded() {
 struct Harness {
     fake: FakeApiServer,
     store: Store,
+    supervisor: Supervisor,
     address: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     controller: tokio::task::JoinHandle<()>,
@@ -105,7 +108,7 @@ impl Harness {
         let controller = tokio::spawn(kube_controller::run(
             fake.client(),
             store.clone(),
-            supervisor,
+            supervisor.clone(),
             settings,
             async move {
                 let _ = stopped.await;
@@ -114,6 +117,7 @@ impl Harness {
         Harness {
             fake,
             store,
+            supervisor,
             address,
             stop,
             controller,
@@ -145,6 +149,7 @@ async fn run_example() {
         stop,
         controller,
         _data,
+        ..
     } = Harness::start().await;
     let experiment: ExperimentResource =
         serde_saphyr::from_str(EXAMPLE).expect("Katib's example reads as an Experiment");
@@ -266,6 +271,13 @@ async fn invalid_specs_and_names_taken_in_another_namespace_get_a_failed_conditi
     let fake = &harness.fake;
     let experiment: ExperimentResource = serde_saphyr::from_str(EXAMPLE).unwrap();
     apply(fake, NS, &experiment).await;
+    tokio::time::timeout(TOTAL, async {
+        while harness.store.experiment(NAME).unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the first experiment is stored");
 
     // The same name in another namespace: the store holds one experiment per name.
     apply(fake, "other", &experiment).await;
@@ -286,5 +298,63 @@ async fn invalid_specs_and_names_taken_in_another_namespace_get_a_failed_conditi
     // The first one was not disturbed.
     let first = harness.store.experiment(NAME).unwrap().expect("stored");
     assert_eq!(first.experiment.metadata.namespace.as_deref(), Some(NS));
+    harness.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_experiment_stops_its_driver() {
+    let harness = Harness::start().await;
+    let fake = &harness.fake;
+    let experiment: ExperimentResource = serde_saphyr::from_str(EXAMPLE).unwrap();
+    apply(fake, NS, &experiment).await;
+    tokio::time::timeout(TOTAL, async {
+        while fake.list::<Job>(NS).is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the first trials' Jobs appear");
+    Api::<ExperimentResource>::namespaced(fake.client(), NS)
+        .delete(NAME, &Default::default())
+        .await
+        .expect("the fake deletes the Experiment");
+    let store = &harness.store;
+    tokio::time::timeout(STOP_WAIT, async {
+        loop {
+            let record = store.experiment(NAME).unwrap().expect("the record stays");
+            if record.phase.is_finished() && !harness.supervisor.is_running(NAME) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        let trials: Vec<String> = store
+            .trials(NAME)
+            .unwrap()
+            .iter()
+            .map(|t| format!("{} {} {}", t.name, t.state, t.message))
+            .collect();
+        panic!(
+            "the experiment's driver did not stop: {:?} {trials:#?}",
+            store
+                .experiment(NAME)
+                .unwrap()
+                .map(|r| (r.phase, r.message))
+        )
+    });
+    let trials = store.trials(NAME).unwrap();
+    assert!(
+        trials.iter().all(|t| !t.state.is_active()),
+        "no trial is left active: {trials:?}"
+    );
+    // Stopped when the controller stopped it first; Failed when the cascade deleted the
+    // workloads first and the driver counted them as failed trials (no finalizer orders the two).
+    let phase = store.experiment(NAME).unwrap().unwrap().phase;
+    assert!(
+        matches!(phase, ExperimentPhase::Stopped | ExperimentPhase::Failed),
+        "{phase:?}"
+    );
     harness.shut_down().await;
 }

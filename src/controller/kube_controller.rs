@@ -69,6 +69,9 @@ struct Context {
     store: Store,
     supervisor: Supervisor,
     settings: ControllerSettings,
+    /// Held from the store look-up to the driver's start, so two Experiments of one name (in two
+    /// namespaces) reconciled at once cannot both claim the record.
+    claim: tokio::sync::Mutex<()>,
 }
 
 /// Runs the controller until `shutdown` resolves; the running drivers are then stopped (their
@@ -95,6 +98,7 @@ pub async fn run(
         store,
         supervisor: supervisor.clone(),
         settings,
+        claim: tokio::sync::Mutex::new(()),
     });
     let stopper = supervisor.clone();
     Controller::new(experiments, watcher::Config::default())
@@ -160,6 +164,7 @@ async fn reconcile(
             return Ok(Action::await_change());
         }
     };
+    let claim = context.claim.lock().await;
     if let Some(record) = context.store.experiment(&name)? {
         let theirs = record
             .experiment
@@ -191,6 +196,7 @@ async fn reconcile(
             }
         }
     }
+    drop(claim);
     let finished = refresh_status(&context, &api, &experiment, &namespace).await?;
     Ok(if finished {
         Action::await_change()
