@@ -7,18 +7,20 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use sextant::api::{self, AccessConfig, AppState};
-use sextant::controller::kube_controller::{self, ControllerSettings};
+use sextant::controller::kube_controller::{self, ControllerSettings, EXPERIMENT_FINALIZER};
+use sextant::controller::kube_trials::TRIAL_FINALIZER;
 use sextant::controller::supervisor::Supervisor;
 use sextant::runtime::gpu::GpuPool;
 use sextant::runtime::kubernetes::ClusterSettings;
 use sextant::spec::ExperimentResource;
 use sextant::spec::crd::TrialResource;
-use sextant::store::{ExperimentPhase, Store};
+use sextant::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fake_apiserver::FakeApiServer;
@@ -30,6 +32,17 @@ const EXAMPLE: &str = include_str!("data/katib-random.yaml");
 const TOTAL: Duration = Duration::from_secs(60);
 /// How long the deletion test waits for the driver to stop.
 const STOP_WAIT: Duration = Duration::from_secs(15);
+
+/// Waits until `done` holds, up to `STOP_WAIT`; panics with `what` otherwise.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    tokio::time::timeout(STOP_WAIT, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for: {what}"));
+}
 
 /// POSTs `body` to the API with a bearer token; returns the status code and body.
 async fn post(address: std::net::SocketAddr, path: &str, token: &str, body: &str) -> (u16, String) {
@@ -169,13 +182,15 @@ async fn run_example() {
                 .collect();
             let current: Option<ExperimentResource> = fake.get(NS, NAME);
             let status = current.and_then(|c| c.status);
+            let requests = fake.requests();
             panic!(
-                "the Experiment did not end: {:?}\nstore: {:#?}\njobs done: {done:?}\nstatus: {status:#?}",
+                "the Experiment did not end: {:?}\nstore: {:#?}\njobs done: {done:?}\nstatus: {status:#?}\nlast requests: {:#?}",
                 store
                     .experiment(NAME)
                     .unwrap()
                     .map(|r| (r.phase, r.reason, r.message)),
-                trials
+                trials,
+                &requests[requests.len().saturating_sub(15)..]
             );
         }
         let current: ExperimentResource = fake.get(NS, NAME).expect("the Experiment");
@@ -217,7 +232,7 @@ async fn run_example() {
     }
 
     let current: ExperimentResource = fake.get(NS, NAME).unwrap();
-    let status = current.status.expect("a status");
+    let status = current.status.clone().expect("a status");
     let last = status.conditions.last().unwrap();
     assert_eq!(
         (last.condition_type.as_str(), last.status.as_str()),
@@ -230,7 +245,8 @@ async fn run_example() {
     let best = status.current_optimal_trial.expect("currentOptimalTrial");
     assert!(!best.best_trial_name.is_empty(), "{best:?}");
     assert!(done.contains(&best.best_trial_name), "{best:?}");
-    // Every Trial resource got its final status too.
+    // Every Trial resource got its final status too, and the finalizer that deletes its
+    // observation log.
     let trials = fake.list::<TrialResource>(NS);
     assert_eq!(trials.len(), 12);
     for t in &trials {
@@ -241,7 +257,57 @@ async fn run_example() {
             "{}: {conditions:?}",
             t.name_any()
         );
+        assert_eq!(t.finalizers(), [TRIAL_FINALIZER.to_string()]);
     }
+    assert_eq!(current.finalizers(), [EXPERIMENT_FINALIZER.to_string()]);
+    // The collector sidecar's identity was set up in the namespace.
+    assert!(
+        fake.get::<ServiceAccount>(NS, "sextant-collector")
+            .is_some()
+    );
+    let role: Role = fake
+        .get(NS, "sextant-collector")
+        .expect("the collector Role");
+    assert_eq!(role.rules.unwrap().len(), 2);
+    assert!(fake.get::<RoleBinding>(NS, "sextant-collector").is_some());
+    // Katib's default `retain: false`: the finished trials' Jobs are deleted.
+    wait_for("every finished Job deleted", || {
+        fake.list::<Job>(NS).is_empty()
+    })
+    .await;
+
+    // Deleting one Trial deletes its observation log; its record (and the experiment's best) stay.
+    let victim = best.best_trial_name.clone();
+    let uid = store
+        .trial(&victim)
+        .unwrap()
+        .expect("the trial's record")
+        .uid;
+    assert!(!store.observations(uid, None).unwrap().is_empty());
+    Api::<TrialResource>::namespaced(fake.client(), NS)
+        .delete(&victim, &Default::default())
+        .await
+        .expect("the fake deletes the Trial");
+    wait_for("the deleted Trial gone", || {
+        fake.get::<TrialResource>(NS, &victim).is_none()
+    })
+    .await;
+    assert!(store.observations(uid, None).unwrap().is_empty());
+    assert!(store.trial(&victim).unwrap().is_some());
+
+    // Deleting the Experiment deletes its store record, and owner references everything else.
+    Api::<ExperimentResource>::namespaced(fake.client(), NS)
+        .delete(NAME, &Default::default())
+        .await
+        .expect("the fake deletes the Experiment");
+    wait_for("the Experiment, its Trials and its record gone", || {
+        fake.get::<ExperimentResource>(NS, NAME).is_none()
+            && fake.list::<TrialResource>(NS).is_empty()
+            && fake.list::<Secret>(NS).is_empty()
+            && store.experiment(NAME).unwrap().is_none()
+    })
+    .await;
+    assert!(store.trials(NAME).unwrap().is_empty());
     let _ = stop.send(());
     controller.await.unwrap();
 }
@@ -302,7 +368,7 @@ async fn invalid_specs_and_names_taken_in_another_namespace_get_a_failed_conditi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_the_experiment_stops_its_driver() {
+async fn deleting_a_running_experiment_stops_its_driver_and_deletes_everything() {
     let harness = Harness::start().await;
     let fake = &harness.fake;
     let experiment: ExperimentResource = serde_saphyr::from_str(EXAMPLE).unwrap();
@@ -319,42 +385,16 @@ async fn deleting_the_experiment_stops_its_driver() {
         .await
         .expect("the fake deletes the Experiment");
     let store = &harness.store;
-    tokio::time::timeout(STOP_WAIT, async {
-        loop {
-            let record = store.experiment(NAME).unwrap().expect("the record stays");
-            if record.phase.is_finished() && !harness.supervisor.is_running(NAME) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    // The finalizer holds the Experiment until the driver has stopped (its running trials with
+    // it) and the record is deleted; then owner references take the Trials, Secrets and Jobs.
+    wait_for("the driver stopped and everything deleted", || {
+        !harness.supervisor.is_running(NAME)
+            && store.experiment(NAME).unwrap().is_none()
+            && fake.get::<ExperimentResource>(NS, NAME).is_none()
+            && fake.list::<TrialResource>(NS).is_empty()
+            && fake.list::<Job>(NS).is_empty()
     })
-    .await
-    .unwrap_or_else(|_| {
-        let trials: Vec<String> = store
-            .trials(NAME)
-            .unwrap()
-            .iter()
-            .map(|t| format!("{} {} {}", t.name, t.state, t.message))
-            .collect();
-        panic!(
-            "the experiment's driver did not stop: {:?} {trials:#?}",
-            store
-                .experiment(NAME)
-                .unwrap()
-                .map(|r| (r.phase, r.message))
-        )
-    });
-    let trials = store.trials(NAME).unwrap();
-    assert!(
-        trials.iter().all(|t| !t.state.is_active()),
-        "no trial is left active: {trials:?}"
-    );
-    // Stopped when the controller stopped it first; Failed when the cascade deleted the
-    // workloads first and the driver counted them as failed trials (no finalizer orders the two).
-    let phase = store.experiment(NAME).unwrap().unwrap().phase;
-    assert!(
-        matches!(phase, ExperimentPhase::Stopped | ExperimentPhase::Failed),
-        "{phase:?}"
-    );
+    .await;
+    assert!(store.trials(NAME).unwrap().is_empty());
     harness.shut_down().await;
 }

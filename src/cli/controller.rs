@@ -1,6 +1,7 @@
 //! `sextant controller`: runs Katib Experiments applied to the Kubernetes cluster it runs in (or
 //! the one the kubeconfig names), and serves the same API as `sextant serve` so the trials'
-//! collector sidecars can push their metrics. No leader election: run one replica.
+//! collector sidecars can push their metrics. It takes a Lease first ([`crate::controller::leader`]): a second
+//! replica waits, without opening the store or serving, until the first one is gone.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{CliError, open_store};
 use crate::api::{self, AccessConfig, AppState};
 use crate::controller::kube_controller::{self, ControllerSettings};
+use crate::controller::leader::{LeaderElector, LeaseSettings};
 use crate::controller::supervisor::Supervisor;
 use crate::runtime::gpu::GpuPool;
 use crate::runtime::kubernetes::ClusterSettings;
@@ -35,14 +37,36 @@ pub struct ControllerArgs {
     /// Sextant's API as trial pods reach it (SEXTANT_ENDPOINT in the trials).
     #[arg(long, default_value = crate::runtime::kubernetes::DEFAULT_ENDPOINT, value_name = "URL")]
     pub endpoint: String,
+    /// Namespace of the leader-election Lease (the controller's own).
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "sextant-system",
+        value_name = "NS"
+    )]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "sextant-controller", value_name = "NAME")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease [default: the host name and a random suffix].
+    #[arg(long, env = "POD_NAME", value_name = "ID")]
+    pub identity: Option<String>,
+    /// Run without taking the Lease (one replica only, e.g. outside the cluster for debugging).
+    #[arg(long)]
+    pub no_leader_election: bool,
+}
+
+/// This replica's name in the Lease when none is given.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "sextant".to_string());
+    let suffix: String = crate::auth::new_token().chars().take(8).collect();
+    format!("{host}-{suffix}")
 }
 
 /// Runs `sextant controller` until SIGINT or SIGTERM.
 pub async fn run(args: ControllerArgs, data_dir: &Path) -> Result<u8, CliError> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| CliError::input(format!("--listen {}: cannot listen: {e}", args.listen)))?;
-    let store = open_store(data_dir)?;
     let client = kube::Client::try_default()
         .await
         .map_err(|e| CliError::failed(format!("cannot reach Kubernetes: {e}")))?;
@@ -50,6 +74,30 @@ pub async fn run(args: ControllerArgs, data_dir: &Path) -> Result<u8, CliError> 
         .map_err(|e| CliError::failed(format!("cannot handle Ctrl-C: {e}")))?;
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| CliError::failed(format!("cannot handle SIGTERM: {e}")))?;
+    // The Lease before the store: a standby replica must not hold (or wait on) sled's lock, nor
+    // serve the API.
+    let leadership = if args.no_leader_election {
+        None
+    } else {
+        let identity = args.identity.clone().unwrap_or_else(default_identity);
+        let elector = LeaderElector::new(
+            client.clone(),
+            LeaseSettings::new(&args.lease_namespace, &args.lease_name, &identity),
+        );
+        eprintln!(
+            "waiting for the lease {}/{} as {identity}",
+            args.lease_namespace, args.lease_name
+        );
+        tokio::select! {
+            leading = elector.acquire() => Some(leading),
+            _ = interrupt.recv() => return Ok(130),
+            _ = terminate.recv() => return Ok(0),
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError::input(format!("--listen {}: cannot listen: {e}", args.listen)))?;
+    let store = open_store(data_dir)?;
     let supervisor = Supervisor::new(
         store.clone(),
         data_dir.to_path_buf(),
@@ -94,9 +142,17 @@ pub async fn run(args: ControllerArgs, data_dir: &Path) -> Result<u8, CliError> 
             let _ = controller_stopped.await;
         },
     ));
+    let lost = async {
+        match &leadership {
+            Some(leading) => leading.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut lost_lease = false;
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
+        _ = lost => lost_lease = true,
         result = server => {
             return match result {
                 Ok(Ok(())) => Ok(0),
@@ -109,5 +165,15 @@ pub async fn run(args: ControllerArgs, data_dir: &Path) -> Result<u8, CliError> 
     let _ = controller.await;
     let _ = stop_server.send(());
     store.flush()?;
+    if lost_lease {
+        return Err(CliError::failed(
+            "lost the leader-election lease; stopped so that only one controller acts",
+        ));
+    }
+    if let Some(leading) = leadership {
+        if let Err(e) = leading.release().await {
+            eprintln!("could not release the lease: {e}");
+        }
+    }
     Ok(0)
 }

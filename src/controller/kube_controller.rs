@@ -2,18 +2,24 @@
 //! `sextant serve`, with trials as Kubernetes workloads ([`KubernetesRuntime`]).
 //!
 //! One reconcile per Experiment: its spec is checked (an invalid one gets a `Failed` condition and
-//! is not retried until it changes), the store record is created or found ([`prepare`]), a driver
-//! task is started through the [`Supervisor`] when none runs (so pushed metrics reach it), and the
-//! Katib `status` of the Experiment and of its Trials is brought up to date from the store (a merge
+//! is not retried until it changes), the store record is created or found ([`prepare`]), the
+//! metrics collector's ServiceAccount and Role are applied in its namespace, a driver task is
+//! started through the [`Supervisor`] when none runs (so pushed metrics reach it), and the Katib
+//! `status` of the Experiment and of its Trials is brought up to date from the store (a merge
 //! patch on the `status` subresource, only when it differs). While the experiment runs it is
 //! reconciled again every [`ControllerSettings::requeue`]; once finished, only on changes.
 //!
 //! The store is keyed by experiment name, while Kubernetes names are per namespace: a second
 //! Experiment of a name already taken in another namespace is refused with a `Failed` condition.
 //!
-//! When an Experiment is deleted, its next scheduled reconcile finds it gone and its driver is
-//! stopped (its trials are deleted with it by owner references). There is no leader election: run
-//! one replica.
+//! Every Experiment gets the finalizer [`EXPERIMENT_FINALIZER`]. When one is deleted, its driver
+//! is stopped at once (running trials are stopped, not left running) and its store record (trials,
+//! observations, engine state) deleted, then the finalizer is removed and Kubernetes deletes the
+//! Trials and their workloads through owner references. The Trials' own reconciler
+//! ([`super::kube_trials`]) runs beside this one.
+//!
+//! Only one controller acts at a time: `sextant controller` holds a Lease ([`super::leader`])
+//! before it opens the store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,24 +27,31 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::kube_status::{condition, experiment_status, set_condition, trial_status};
+use super::kube_trials::{TrialContext, reconcile_trial};
 use super::policy::reason;
 use super::resume::{Prepared, prepare};
 use super::supervisor::Supervisor;
-use crate::runtime::kubernetes::{ClusterSettings, KubernetesRuntime};
+use crate::runtime::kubernetes::{ClusterSettings, KubernetesRuntime, ensure_collector_rbac};
 use crate::spec::crd::{ExperimentStatus, TrialResource};
-use crate::spec::{self, CheckedExperiment, ExperimentResource};
+use crate::spec::{self, CheckedExperiment, Collector, ExperimentResource};
 use crate::store::{Store, StoreError};
 
 /// The namespace of an Experiment that names none.
 const DEFAULT_NAMESPACE: &str = "default";
+
+/// The finalizer every Experiment gets: its driver is stopped and its store record deleted before
+/// the Experiment goes.
+pub const EXPERIMENT_FINALIZER: &str = "sextant.io/experiment-cleanup";
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -62,6 +75,9 @@ pub enum ReconcileError {
     /// The apiserver failed.
     #[error(transparent)]
     Kube(#[from] kube::Error),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
 }
 
 struct Context {
@@ -100,6 +116,35 @@ pub async fn run(
         settings,
         claim: tokio::sync::Mutex::new(()),
     });
+    let trial_context = Arc::new(TrialContext {
+        client: context.client.clone(),
+        store: context.store.clone(),
+    });
+    let jobs = match &context.settings.namespace {
+        Some(ns) => Api::<Job>::namespaced(context.client.clone(), ns),
+        None => Api::<Job>::all(context.client.clone()),
+    };
+    let (stop_trials, trials_stopped) = tokio::sync::oneshot::channel::<()>();
+    let trial_controller = Controller::new(trials.clone(), watcher::Config::default())
+        .owns(jobs, watcher::Config::default())
+        .graceful_shutdown_on(async move {
+            let _ = trials_stopped.await;
+        })
+        .run(
+            reconcile_trial,
+            |_trial, error, _context| {
+                tracing::warn!("trial reconcile error: {error}");
+                Action::requeue(Duration::from_secs(5))
+            },
+            trial_context,
+        )
+        .for_each(|result| async move {
+            match result {
+                Ok(_) | Err(ControllerError::ObjectNotFound(_)) => {}
+                Err(e) => tracing::warn!("trial reconcile failed: {e}"),
+            }
+        });
+    let trial_task = tokio::spawn(trial_controller);
     let stopper = supervisor.clone();
     Controller::new(experiments, watcher::Config::default())
         .owns(trials, watcher::Config::default())
@@ -111,7 +156,8 @@ pub async fn run(
                 match result {
                     Ok(_) => {}
                     Err(ControllerError::ObjectNotFound(gone)) => {
-                        // A scheduled reconcile of a deleted Experiment: stop its driver.
+                        // A scheduled reconcile of an Experiment deleted without its finalizer
+                        // (removed by hand): stop its driver.
                         if supervisor.stop(&gone.name).await {
                             tracing::info!(experiment = gone.name, "experiment deleted; stopped");
                         }
@@ -121,6 +167,8 @@ pub async fn run(
             }
         })
         .await;
+    let _ = stop_trials.send(());
+    let _ = trial_task.await;
     supervisor.shutdown().await;
 }
 
@@ -148,15 +196,67 @@ async fn reconcile(
     experiment: Arc<ExperimentResource>,
     context: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    if experiment.metadata.deletion_timestamp.is_some() {
-        context.supervisor.stop(&experiment.name_any()).await;
-        return Ok(Action::await_change());
-    }
-    let name = experiment.name_any();
     let namespace = experiment
         .namespace()
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let api = Api::<ExperimentResource>::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, EXPERIMENT_FINALIZER, experiment, |event| async {
+        match event {
+            Finalizer::Apply(experiment) => apply(experiment, &context, &api, &namespace).await,
+            Finalizer::Cleanup(experiment) => cleanup(&experiment, &context, &namespace).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })
+}
+
+/// Whether the store's record of `name` belongs to the Experiment in `namespace` (or there is none).
+fn record_namespace(context: &Context, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(context.store.experiment(name)?.map(|record| {
+        record
+            .experiment
+            .metadata
+            .namespace
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+    }))
+}
+
+/// The Experiment is being deleted: its driver is stopped (running trials are stopped with it)
+/// and its store record deleted, unless the record is another namespace's Experiment's.
+async fn cleanup(
+    experiment: &ExperimentResource,
+    context: &Context,
+    namespace: &str,
+) -> Result<Action, ReconcileError> {
+    let name = experiment.name_any();
+    let _claim = context.claim.lock().await;
+    if record_namespace(context, &name)?.is_some_and(|theirs| theirs != namespace) {
+        return Ok(Action::await_change());
+    }
+    context.supervisor.stop(&name).await;
+    if context.store.delete_experiment(&name)? {
+        context.store.flush()?;
+        tracing::info!(
+            experiment = name,
+            "experiment deleted; its store record deleted"
+        );
+    }
+    Ok(Action::await_change())
+}
+
+async fn apply(
+    experiment: Arc<ExperimentResource>,
+    context: &Context,
+    api: &Api<ExperimentResource>,
+    namespace: &str,
+) -> Result<Action, ReconcileError> {
+    let name = experiment.name_any();
+    let namespace = namespace.to_string();
+    let api = api.clone();
     let checked = match spec::check(&spec_text(&experiment, &namespace)) {
         Ok(checked) => checked,
         Err(e) => {
@@ -165,13 +265,7 @@ async fn reconcile(
         }
     };
     let claim = context.claim.lock().await;
-    if let Some(record) = context.store.experiment(&name)? {
-        let theirs = record
-            .experiment
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if let Some(theirs) = record_namespace(context, &name)? {
         if theirs != namespace {
             let message = format!(
                 "an experiment named {name:?} already runs in namespace {theirs:?}; Sextant keeps one experiment per name across namespaces"
@@ -184,7 +278,16 @@ async fn reconcile(
         let work_dir = context.settings.work_dir.clone();
         match prepare(&context.store, &checked, None, work_dir) {
             Ok(Prepared::Run(record)) => {
-                if let Err(message) = start(&context, &experiment, checked, record) {
+                if needs_collector_account(&checked) {
+                    let account = &context.settings.cluster.collector_service_account;
+                    if let Err(message) =
+                        ensure_collector_rbac(&context.client, &namespace, account).await
+                    {
+                        fail(&api, &experiment, &message).await?;
+                        return Ok(Action::requeue(Duration::from_secs(30)));
+                    }
+                }
+                if let Err(message) = start(context, &experiment, checked, record) {
                     fail(&api, &experiment, &message).await?;
                     return Ok(Action::await_change());
                 }
@@ -197,12 +300,21 @@ async fn reconcile(
         }
     }
     drop(claim);
-    let finished = refresh_status(&context, &api, &experiment, &namespace).await?;
+    let finished = refresh_status(context, &api, &experiment, &namespace).await?;
     Ok(if finished {
         Action::await_change()
     } else {
         Action::requeue(context.settings.requeue)
     })
+}
+
+/// Whether the experiment's trial pods get the collector sidecar that reads the training
+/// container's log through the API (StdOut and File collectors), and so need its ServiceAccount.
+fn needs_collector_account(checked: &CheckedExperiment) -> bool {
+    matches!(
+        checked.collector,
+        Collector::StdOut { .. } | Collector::File { .. }
+    )
 }
 
 /// Starts the experiment's driver with trials on Kubernetes.

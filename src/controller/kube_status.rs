@@ -459,6 +459,8 @@ pub fn trial_resource(
             namespace: owner.metadata.namespace.clone(),
             labels: Some(labels),
             owner_references: Some(vec![owner_reference]),
+            // Set at creation, so no Trial exists without it (see `kube_trials`).
+            finalizers: Some(vec![super::kube_trials::TRIAL_FINALIZER.to_string()]),
             ..ObjectMeta::default()
         },
         spec: TrialResourceSpec {

@@ -403,6 +403,23 @@ impl Store {
         Ok(points)
     }
 
+    /// Deletes a trial's observation log (its points), keeping the trial's record and metric
+    /// summary, so the experiment's best trial and counts stay as they were (what Katib's
+    /// `clean-metrics-in-db` finalizer does when a Trial is deleted). Returns the number of points
+    /// removed; an unknown trial has none.
+    pub fn delete_trial_observations(&self, trial: &str) -> Result<usize, StoreError> {
+        let Some(record) = self.trial(trial)? else {
+            return Ok(0);
+        };
+        let removed = self
+            .observations
+            .scan_prefix(record.uid.to_be_bytes())
+            .count();
+        self.delete_observations(record.uid)?;
+        self.observations.flush()?;
+        Ok(removed)
+    }
+
     fn delete_observations(&self, trial_uid: u64) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for key in self
@@ -627,6 +644,31 @@ mod tests {
             metrics: vec![],
             objective,
         }
+    }
+
+    #[test]
+    fn deleting_a_trials_observation_log_keeps_its_record_and_the_other_trials_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // uid 1 and uid 256 share no prefix byte-wise only with whole 8-byte prefixes.
+        let mut first = trial("e", 1, TrialState::Succeeded, Some(0.5));
+        first.uid = 1;
+        let mut other = trial("e", 2, TrialState::Succeeded, Some(0.7));
+        other.uid = 256;
+        store.put_trial(&first).unwrap();
+        store.put_trial(&other).unwrap();
+        store
+            .put_observations(1, &[point("loss", 0, 1.0), point("loss", 1, 0.5)])
+            .unwrap();
+        store
+            .put_observations(256, &[point("loss", 0, 2.0)])
+            .unwrap();
+        assert_eq!(store.delete_trial_observations(&first.name).unwrap(), 2);
+        assert!(store.observations(1, None).unwrap().is_empty());
+        assert_eq!(store.observations(256, None).unwrap().len(), 1);
+        assert_eq!(store.trial(&first.name).unwrap(), Some(first.clone()));
+        assert_eq!(store.delete_trial_observations(&first.name).unwrap(), 0);
+        assert_eq!(store.delete_trial_observations("no-such-trial").unwrap(), 0);
     }
 
     #[test]

@@ -620,8 +620,20 @@ impl Store {
                 json_patch::merge(&mut new, &patch);
             }
             PatchType::Json => {
-                let operations: json_patch::Patch = serde_json::from_slice(patch)
+                let mut operations: Vec<Value> = serde_json::from_slice(patch)
                     .map_err(|e| ApiError::bad_request(format!("json patch: {e}")))?;
+                // The apiserver's JSON patch (evanphx/json-patch) passes `test` of `null` on a
+                // missing path; kube's finalizer helper relies on it.
+                operations.retain(|op| {
+                    !(op["op"] == "test"
+                        && op["value"].is_null()
+                        && op["path"]
+                            .as_str()
+                            .is_some_and(|p| new.pointer(p).is_none()))
+                });
+                let operations: json_patch::Patch =
+                    serde_json::from_value(Value::Array(operations))
+                        .map_err(|e| ApiError::bad_request(format!("json patch: {e}")))?;
                 json_patch::patch(&mut new, &operations)
                     .map_err(|e| ApiError::invalid(rt, name, e.to_string()))?;
             }

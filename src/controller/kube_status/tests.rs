@@ -621,7 +621,8 @@ fn the_trial_resource_has_katib_shape_and_keeps_the_workload_verbatim() {
                 "uid": "6c1f-uid",
                 "controller": true,
                 "blockOwnerDeletion": true
-            }]
+            }],
+            "finalizers": ["sextant.io/observation-log"]
         },
         "spec": {
             "objective": {

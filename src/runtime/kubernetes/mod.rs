@@ -7,10 +7,12 @@
 //! `sextant-collector` sidecar: [`render`] adds the collector to the trial's pod template(s),
 //! [`conditions`] evaluates Katib's success and failure conditions against the workload.
 
+pub mod collector_rbac;
 pub mod conditions;
 pub mod render;
 pub mod runtime;
 
+pub use collector_rbac::ensure_collector_rbac;
 pub use conditions::{Conditions, WorkloadPhase, WorkloadStatus, workload_outcome};
 pub use render::{RenderError, render_workload};
 pub use runtime::KubernetesRuntime;

@@ -128,7 +128,7 @@ impl KubernetesRuntime {
 /// The API resource of a workload, from its `apiVersion` and `kind`. The plural is the lowercase
 /// kind plus `s` (jobs, pytorchjobs, tfjobs, mpijobs, xgboostjobs, trainjobs), which holds for
 /// every kind Katib runs; there is no discovery, so the controller needs no `list` on API groups.
-fn api_resource(workload: &Value) -> Result<ApiResource, String> {
+pub(crate) fn api_resource(workload: &Value) -> Result<ApiResource, String> {
     let text = |key: &str| workload.get(key).and_then(Value::as_str).unwrap_or("");
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     if api_version.is_empty() || kind.is_empty() {
@@ -282,7 +282,7 @@ impl Launch {
 }
 
 /// Deletes a workload with background propagation (its pods go after it); NotFound is success.
-async fn delete_workload(api: &Api<DynamicObject>, name: &str) -> Result<(), String> {
+pub(crate) async fn delete_workload(api: &Api<DynamicObject>, name: &str) -> Result<(), String> {
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
