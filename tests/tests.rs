@@ -10,6 +10,7 @@ mod early_stopping;
 mod fake_apiserver;
 mod gpu;
 mod kubernetes_runtime;
+mod leader_election;
 mod manifests;
 mod resume;
 mod run;
