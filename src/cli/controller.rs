@@ -170,10 +170,10 @@ pub async fn run(args: ControllerArgs, data_dir: &Path) -> Result<u8, CliError> 
             "lost the leader-election lease; stopped so that only one controller acts",
         ));
     }
-    if let Some(leading) = leadership {
-        if let Err(e) = leading.release().await {
-            eprintln!("could not release the lease: {e}");
-        }
+    if let Some(leading) = leadership
+        && let Err(e) = leading.release().await
+    {
+        eprintln!("could not release the lease: {e}");
     }
     Ok(0)
 }

@@ -265,14 +265,14 @@ async fn apply(
         }
     };
     let claim = context.claim.lock().await;
-    if let Some(theirs) = record_namespace(context, &name)? {
-        if theirs != namespace {
-            let message = format!(
-                "an experiment named {name:?} already runs in namespace {theirs:?}; Sextant keeps one experiment per name across namespaces"
-            );
-            fail(&api, &experiment, &message).await?;
-            return Ok(Action::await_change());
-        }
+    if let Some(theirs) = record_namespace(context, &name)?
+        && theirs != namespace
+    {
+        let message = format!(
+            "an experiment named {name:?} already runs in namespace {theirs:?}; Sextant keeps one experiment per name across namespaces"
+        );
+        fail(&api, &experiment, &message).await?;
+        return Ok(Action::await_change());
     }
     if !context.supervisor.is_running(&name) {
         let work_dir = context.settings.work_dir.clone();
@@ -453,7 +453,10 @@ async fn fail(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod patch_tests {
     use super::*;
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod driver;
 pub mod kube_controller;
+#[cfg(test)]
+mod kube_mock;
 pub mod kube_status;
 pub mod kube_trials;
 pub mod leader;
