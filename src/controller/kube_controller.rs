@@ -28,11 +28,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, Patch, PatchParams};
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -41,8 +45,9 @@ use super::kube_trials::{TrialContext, reconcile_trial};
 use super::policy::reason;
 use super::resume::{Prepared, prepare};
 use super::supervisor::Supervisor;
+use crate::runtime::kubernetes::render::KATIB_LABEL_EXPERIMENT;
 use crate::runtime::kubernetes::{ClusterSettings, KubernetesRuntime, ensure_collector_rbac};
-use crate::spec::crd::{ExperimentStatus, TrialResource};
+use crate::spec::crd::{Condition, ExperimentStatus, TrialResource};
 use crate::spec::{self, CheckedExperiment, Collector, ExperimentResource};
 use crate::store::{Store, StoreError};
 
@@ -82,6 +87,8 @@ pub enum ReconcileError {
 
 struct Context {
     client: Client,
+    /// Writes Events on Experiments and Trials.
+    recorder: Recorder,
     store: Store,
     supervisor: Supervisor,
     settings: ControllerSettings,
@@ -110,6 +117,7 @@ pub async fn run(
         ),
     };
     let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter()),
         client,
         store,
         supervisor: supervisor.clone(),
@@ -170,6 +178,14 @@ pub async fn run(
     let _ = stop_trials.send(());
     let _ = trial_task.await;
     supervisor.shutdown().await;
+}
+
+/// The controller's name on the Events it writes.
+fn reporter() -> Reporter {
+    Reporter {
+        controller: "sextant-controller".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
 }
 
 fn error_policy(
@@ -359,8 +375,18 @@ async fn refresh_status(
     let trials = context.store.trials(&name)?;
     let now = Timestamp::now();
     let trial_api = Api::<TrialResource>::namespaced(context.client.clone(), namespace);
+    // One LIST of the experiment's Trials rather than a GET each: a refresh costs one call however
+    // many trials there are.
+    let selector = format!("{KATIB_LABEL_EXPERIMENT}={name}");
+    let mut resources: HashMap<String, TrialResource> = trial_api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .map(|t| (t.name_any(), t))
+        .collect();
     for trial in &trials {
-        let Some(resource) = trial_api.get_opt(&trial.name).await? else {
+        let Some(resource) = resources.remove(&trial.name) else {
             continue;
         };
         let new = trial_status(trial, resource.status.as_ref(), now);
@@ -369,15 +395,62 @@ async fn refresh_status(
             trial_api
                 .patch_status(&trial.name, &PatchParams::default(), &Patch::Merge(patch))
                 .await?;
+            let old = resource.status.as_ref().map(|s| s.conditions.as_slice());
+            record_transition(context, &resource.object_ref(&()), old, &new.conditions).await;
         }
     }
     // The Experiment last, from the same snapshot: once it shows an end, its Trials show theirs.
     let status = experiment_status(&record, &trials, experiment.status.as_ref(), now);
     if experiment.status.as_ref() != Some(&status) {
         patch_status(api, &name, experiment.status.as_ref(), &status).await?;
+        let old = experiment.status.as_ref().map(|s| s.conditions.as_slice());
+        record_transition(
+            context,
+            &experiment.object_ref(&()),
+            old,
+            &status.conditions,
+        )
+        .await;
     }
     // Finished once the driver is gone too, so the last trial statuses were written.
     Ok(record.phase.is_finished() && !context.supervisor.is_running(&name))
+}
+
+/// Records a Kubernetes Event on `object` when its last condition changed (`kubectl describe`
+/// shows them): the condition's reason and message, a Warning for failures. An Event that cannot
+/// be written is only logged: events are for people, the status is the record.
+async fn record_transition(
+    context: &Context,
+    object: &ObjectReference,
+    old: Option<&[Condition]>,
+    new: &[Condition],
+) {
+    let Some(last) = new.last() else { return };
+    let same = old
+        .and_then(|o| o.last())
+        .is_some_and(|o| o.condition_type == last.condition_type && o.reason == last.reason);
+    if same || last.status != condition::TRUE {
+        return;
+    }
+    let event = Event {
+        type_: if last.condition_type == condition::FAILED {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        // Kubernetes refuses an Event without a reason.
+        reason: if last.reason.is_empty() {
+            last.condition_type.clone()
+        } else {
+            last.reason.clone()
+        },
+        note: Some(last.message.clone()).filter(|m| !m.is_empty()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = context.recorder.publish(&event, object).await {
+        tracing::warn!("recording the event {}: {e}", last.reason);
+    }
 }
 
 async fn patch_status(

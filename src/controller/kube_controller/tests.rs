@@ -23,6 +23,7 @@ const EXAMPLE: &str = include_str!("../../../tests/data/katib-random.yaml");
 const NS: &str = "kubeflow";
 const NAME: &str = "random";
 const EXPERIMENTS: &str = "/apis/kubeflow.org/v1beta1/namespaces/kubeflow/experiments";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/kubeflow/events";
 
 /// Katib's random example as the apiserver returns it: namespace, uid, resourceVersion and our
 /// finalizer (unless `finalizer` is false).
@@ -65,6 +66,7 @@ fn fixture(
         GpuPool::new(Vec::new()),
     );
     let context = Arc::new(Context {
+        recorder: Recorder::new(mock.client.clone(), reporter()),
         client: mock.client.clone(),
         store,
         supervisor,
@@ -108,7 +110,7 @@ fn stored_trial(index: u64, state: TrialState) -> TrialRecord {
         uid: 1000 + index,
         assignments: vec![],
         state,
-        reason: String::new(),
+        reason: format!("Trial{state}"),
         message: String::new(),
         events: vec![],
         created: now,
@@ -240,7 +242,8 @@ async fn a_finished_experiment_gets_its_trial_and_experiment_statuses_and_no_new
     let trials = "/apis/kubeflow.org/v1beta1/namespaces/kubeflow/trials";
     let first = trial_name(NAME, 0);
     let second = trial_name(NAME, 1);
-    let (first_path, second_path) = (format!("{trials}/{first}"), format!("{trials}/{second}"));
+    let _ = second;
+    let first_path = format!("{trials}/{first}");
     let trial_json = |name: &str| {
         json!({
             "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
@@ -248,12 +251,17 @@ async fn a_finished_experiment_gets_its_trial_and_experiment_statuses_and_no_new
             "spec": {},
         })
     };
-    let f = fixture(experiment(true), move |method, path, _| {
+    let list = format!("{trials}?&labelSelector=katib.kubeflow.org%2Fexperiment%3D{NAME}");
+    let f = fixture(experiment(true), move |method, path, body| {
         match (method, path) {
-            ("GET", p) if p == first_path => Some((200, trial_json(&first))),
             // The second Trial was deleted meanwhile: no status to write.
-            ("GET", p) if p == second_path => Some((404, status_error(404, "NotFound"))),
+            ("GET", p) if p == list => Some((
+                200,
+                json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "TrialList",
+                       "metadata": {"resourceVersion": "9"}, "items": [trial_json(&first)]}),
+            )),
             ("PATCH", p) if p == format!("{first_path}/status?") => Some((200, trial_json(&first))),
+            ("POST", p) if p.starts_with(EVENTS) => Some((201, body.clone())),
             _ => nothing_else(method, path, &Value::Null),
         }
     });
@@ -271,14 +279,14 @@ async fn a_finished_experiment_gets_its_trial_and_experiment_statuses_and_no_new
         .unwrap();
     assert_eq!(action, Action::await_change(), "finished: no requeue");
     let trial0 = trial_name(NAME, 0);
-    let trial1 = trial_name(NAME, 1);
     assert_eq!(
         f.mock.lines(),
         [
-            format!("GET {trials}/{trial0}"),
+            format!("GET {trials}?&labelSelector=katib.kubeflow.org%2Fexperiment%3D{NAME}"),
             format!("PATCH {trials}/{trial0}/status?"),
-            format!("GET {trials}/{trial1}"),
+            format!("POST {EVENTS}?"),
             format!("PATCH {EXPERIMENTS}/{NAME}/status?"),
+            format!("POST {EVENTS}?"),
         ]
     );
     let calls = f.mock.calls();
@@ -290,6 +298,18 @@ async fn a_finished_experiment_gets_its_trial_and_experiment_statuses_and_no_new
             .unwrap()["type"],
         "Succeeded"
     );
+    // The Events name the new condition's reason, on the Trial and on the Experiment.
+    assert_eq!(calls[2].body["reason"], "TrialSucceeded");
+    assert_eq!(calls[2].body["regarding"]["kind"], "Trial");
+    assert_eq!(calls[4].body["regarding"]["kind"], "Experiment");
+    assert_eq!(
+        calls[4].body["reason"],
+        calls[3].body["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["reason"]
+    );
     assert_eq!(calls[3].body["status"]["trials"], 2);
     assert!(!f.context.supervisor.is_running(NAME));
 }
@@ -298,26 +318,71 @@ async fn a_finished_experiment_gets_its_trial_and_experiment_statuses_and_no_new
 async fn a_new_valid_experiment_gets_the_collector_identity_before_its_driver_starts() {
     // The driver's own calls (Trials, Secrets, Jobs and their watch) are the runtime's, tested in
     // tests/kubernetes_runtime.rs; here they are answered so that it can run, and the watches held.
-    let f = fixture(experiment(true), |method, path, body| match method {
-        "PATCH" | "POST" => {
-            let mut object = body.clone();
-            object["metadata"]["uid"] = json!("uid-x");
-            object["metadata"]["resourceVersion"] = json!("5");
-            Some((if method == "POST" { 201 } else { 200 }, object))
+    // A tiny object memory, so the runtime finds the objects it created (a Job without
+    // conditions: the trial runs).
+    let created = std::sync::Mutex::new(std::collections::BTreeMap::<String, Value>::new());
+    let f = fixture(experiment(true), move |method, path, body| {
+        if path.contains("watch=true") {
+            return None;
         }
-        "GET" if path.contains("watch=true") => None,
-        "GET" if path.contains("/trials/") => Some((404, status_error(404, "NotFound"))),
-        "GET" => Some((
-            200,
-            json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []}),
-        )),
-        _ => None,
+        let path = path.split('?').next().unwrap_or_default().to_string();
+        let mut created = created.lock().unwrap();
+        match method {
+            "PATCH" | "POST" => {
+                let mut object = body.clone();
+                object["metadata"]["uid"] = json!("uid-x");
+                object["metadata"]["resourceVersion"] = json!("5");
+                if method == "POST" {
+                    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                    created.insert(format!("{path}/{name}"), object.clone());
+                }
+                Some((if method == "POST" { 201 } else { 200 }, object))
+            }
+            "GET" => match created.get(&path) {
+                Some(object) => Some((200, object.clone())),
+                None => {
+                    let items: Vec<Value> = created
+                        .iter()
+                        .filter(|(key, _)| key.starts_with(&format!("{path}/")))
+                        .map(|(_, object)| object.clone())
+                        .collect();
+                    Some((
+                        200,
+                        json!({"apiVersion": "v1", "kind": "List",
+                               "metadata": {"resourceVersion": "5"}, "items": items}),
+                    ))
+                }
+            },
+            "DELETE" => Some((
+                200,
+                created
+                    .remove(&path)
+                    .unwrap_or_else(|| status_error(404, "NotFound")),
+            )),
+            _ => None,
+        }
     });
     let action = reconcile(Arc::new(experiment(true)), f.context.clone())
         .await
         .unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
-    assert!(f.context.supervisor.is_running(NAME));
+    assert!(
+        f.context.supervisor.is_running(NAME),
+        "{:?} {:#?} {:#?}",
+        f.context
+            .store
+            .experiment(NAME)
+            .unwrap()
+            .map(|r| (r.phase, r.message)),
+        f.context
+            .store
+            .trials(NAME)
+            .unwrap()
+            .iter()
+            .map(|t| (t.state, t.message.clone()))
+            .collect::<Vec<_>>(),
+        f.mock.lines()
+    );
     let calls = f.mock.calls();
     let apply = "force=true&fieldManager=sextant-controller";
     assert_eq!(
@@ -349,7 +414,7 @@ async fn a_new_valid_experiment_gets_the_collector_identity_before_its_driver_st
         "{:#?}",
         f.mock.lines()
     );
-    f.context.supervisor.shutdown().await;
+    // The driver goes with the test's runtime (its watches are held open by the mock).
 }
 
 // --- the Trial reconciler ---
