@@ -9,7 +9,7 @@
 //!
 //! Environment: `CMA_SEEDS` (10), `CMA_SEED0` (0: seeds `SEED0..SEED0+SEEDS`), `CMA_BUDGET`
 //! (100), `CMA_BATCH` (1), `CMA_FUNCTIONS` (all four, comma-separated), `CMA_SIGMA`,
-//! `CMA_STARTUP`, `CMA_RESTART` (`none`, `ipop`, `bipop`), `CMA_THREADS` (2).
+//! `CMA_STARTUP`, `CMA_POP`, `CMA_RESTART` (`none`, `ipop`, `bipop`), `CMA_THREADS` (2).
 
 use super::*;
 use crate::engine::CompletedTrial;
@@ -22,7 +22,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn settings() -> CmaEsSettings {
+fn settings(dims: usize) -> CmaEsSettings {
     let restart_strategy = match std::env::var("CMA_RESTART").unwrap_or_default().as_str() {
         "ipop" => RestartStrategy::Ipop,
         "bipop" => RestartStrategy::Bipop,
@@ -32,13 +32,18 @@ fn settings() -> CmaEsSettings {
         restart_strategy,
         sigma: env_or("CMA_SIGMA", DEFAULT_SIGMA),
         startup_trials: env_or("CMA_STARTUP", DEFAULT_STARTUP_TRIALS),
+        population: match std::env::var("CMA_POP").unwrap_or_default().as_str() {
+            // `r2`: 4 + ⌊2 ln n⌋, a smaller version of Hansen's rule.
+            "r2" => Some(4 + (2.0 * (dims as f64).ln()).floor() as usize),
+            other => other.parse().ok(),
+        },
     }
 }
 
 /// One run in batches of `batch` (every batch finishes before the next call); the regret trace.
 fn run(function: TestFunction, seed: u64, budget: usize, batch: usize) -> Vec<f64> {
-    let engine = CmaEsEngine::new(settings());
     let space = function.search_space();
+    let engine = CmaEsEngine::new(settings(space.dims()));
     let mut history: Vec<CompletedTrial> = Vec::new();
     let mut state: Option<serde_json::Value> = None;
     let mut best = f64::INFINITY;
@@ -93,7 +98,11 @@ fn quality() {
     let functions = TestFunction::ALL
         .into_iter()
         .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w == f.name()));
-    println!("settings {:?} seeds {seed0}..{}", settings(), seed0 + seeds);
+    println!(
+        "settings {:?} seeds {seed0}..{}",
+        settings(4),
+        seed0 + seeds
+    );
     for function in functions {
         let jobs: Vec<u64> = (seed0..seed0 + seeds).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);

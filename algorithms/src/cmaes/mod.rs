@@ -143,6 +143,9 @@ pub struct CmaEsSettings {
     /// Sobol points before the first run; its mean starts at the best of them. Not a Katib
     /// setting: the registry keeps the default.
     pub startup_trials: usize,
+    /// The first run's population λ (at least 2); `None` for Hansen's default 4 + ⌊3 ln n⌋.
+    /// Not a Katib setting: the registry keeps the default.
+    pub population: Option<usize>,
 }
 
 impl Default for CmaEsSettings {
@@ -151,6 +154,7 @@ impl Default for CmaEsSettings {
             restart_strategy: RestartStrategy::None,
             sigma: DEFAULT_SIGMA,
             startup_trials: DEFAULT_STARTUP_TRIALS,
+            population: None,
         }
     }
 }
@@ -199,6 +203,14 @@ impl CmaEsEngine {
     /// Its settings.
     pub fn settings(&self) -> &CmaEsSettings {
         &self.settings
+    }
+
+    /// The first run's population in `n` dimensions (what IPOP and BIPOP multiply).
+    fn lambda_default(&self, n: usize) -> usize {
+        self.settings
+            .population
+            .unwrap_or_else(|| default_lambda(n))
+            .max(2)
     }
 
     /// The initial step size, made safe: a value outside `(0, 1]` (the registry refuses those)
@@ -421,7 +433,7 @@ impl CmaEsEngine {
             Some((_, point)) => call.layout.coordinates(space, point),
             None => vec![0.5; call.layout.dims()],
         };
-        let lambda = default_lambda(call.layout.dims());
+        let lambda = self.lambda_default(call.layout.dims());
         saved.run = Some(new_run(Regime::Default, lambda, self.sigma0(), mean));
         Ok(true)
     }
@@ -595,7 +607,7 @@ impl CmaEsEngine {
         };
         saved.restarts += 1;
         let n = previous.mean.len();
-        let lambda_default = default_lambda(n);
+        let lambda_default = self.lambda_default(n);
         let mut rng = stream_rng(seed, RESTART_STREAM, saved.restarts);
         let mean: Vec<f64> = (0..n).map(|_| unit_f64(&mut rng)).collect();
         let sigma0 = self.sigma0();

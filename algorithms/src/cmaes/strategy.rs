@@ -16,6 +16,8 @@ pub(crate) struct Constants {
     pub(crate) mu: usize,
     /// Recombination weights `w_1 ≥ … ≥ w_μ > 0`, summing to 1.
     pub(crate) weights: Vec<f64>,
+    /// The active update's weights `0 > w_{μ+1} ≥ … ≥ w_λ` (empty when it is off).
+    pub(crate) negative_weights: Vec<f64>,
     /// Variance-effective selection mass μ_eff = 1 / Σ w_i².
     pub(crate) mu_eff: f64,
     /// Learning rate of the step-size path.
@@ -57,10 +59,31 @@ impl Constants {
         let c_mu =
             (1.0 - c_1).min(2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((nf + 2.0).powi(2) + mu_eff));
         let chi_n = nf.sqrt() * (1.0 - 1.0 / (4.0 * nf) + 1.0 / (21.0 * nf * nf));
+        let negative_weights = if ACTIVE {
+            // Tutorial eq. 53: the negative weights sum to −min(α_μ⁻, α_μeff⁻, α_posdef⁻).
+            let raw_negative: Vec<f64> = (mu + 1..=lambda)
+                .map(|i| ((lambda as f64 + 1.0) / 2.0).ln() - (i as f64).ln())
+                .collect();
+            let negative_total: f64 = raw_negative.iter().map(|w| w.abs()).sum();
+            let squares: f64 = raw_negative.iter().map(|w| w * w).sum();
+            if negative_total > 0.0 && c_mu > 0.0 {
+                let mu_eff_negative = negative_total * negative_total / squares;
+                let alpha_mu = 1.0 + c_1 / c_mu;
+                let alpha_mu_eff = 1.0 + 2.0 * mu_eff_negative / (mu_eff + 2.0);
+                let alpha_posdef = (1.0 - c_1 - c_mu) / (nf * c_mu);
+                let scale = alpha_mu.min(alpha_mu_eff).min(alpha_posdef) / negative_total;
+                raw_negative.iter().map(|w| w * scale).collect()
+            } else {
+                Vec::new()
+            }
+        } else {
+            Vec::new()
+        };
         Constants {
             lambda,
             mu,
             weights,
+            negative_weights,
             mu_eff,
             c_sigma,
             d_sigma,
@@ -97,6 +120,10 @@ pub(crate) struct Eigen {
     /// `D_j = √λ_j`.
     pub(crate) d: Vec<f64>,
 }
+
+/// Whether the covariance update also learns from the worst λ − μ solutions (active CMA, the
+/// tutorial's default since 2016).
+const ACTIVE: bool = true;
 
 /// Eigenvalues of C are floored at this (relative to the largest) so that C stays positive
 /// definite after round-off; the condition-number stop (1e14) acts long before it matters.
@@ -173,9 +200,8 @@ impl SearchDistribution {
         let mut order: Vec<usize> = (0..solutions.len()).collect();
         // Stable: equal losses keep their ask order, so the result is deterministic.
         order.sort_by(|&a, &b| solutions[a].1.total_cmp(&solutions[b].1));
-        let ys: Vec<Vec<f64>> = order
+        let all_ys: Vec<Vec<f64>> = order
             .iter()
-            .take(constants.mu)
             .map(|&k| {
                 solutions[k]
                     .0
@@ -185,9 +211,10 @@ impl SearchDistribution {
                     .collect()
             })
             .collect();
-        let weights = &constants.weights[..ys.len().min(constants.weights.len())];
+        let ys = &all_ys[..constants.mu.min(all_ys.len())];
+        let weights = &constants.weights[..ys.len()];
         let mut y_w = vec![0.0; n];
-        for (w, y) in weights.iter().zip(&ys) {
+        for (w, y) in weights.iter().zip(ys) {
             for i in 0..n {
                 y_w[i] += w * y[i];
             }
@@ -221,13 +248,33 @@ impl SearchDistribution {
             self.p_c[i] = (1.0 - cc) * self.p_c[i] + if h_sigma { pc_scale * y_w[i] } else { 0.0 };
         }
 
-        // C ← (1 + c_1 δ(h_σ) − c_1 − c_μ Σw) C + c_1 p_c p_cᵀ + c_μ Σ w_i y_i y_iᵀ.
+        // C ← (1 + c_1 δ(h_σ) − c_1 − c_μ Σw) C + c_1 p_c p_cᵀ + c_μ Σ w°_i y_i y_iᵀ, where a
+        // negative weight is scaled by n / ‖C^{-1/2} y_i‖² (tutorial eq. 46-47).
+        let mut rank_weights: Vec<(f64, &Vec<f64>)> =
+            weights.iter().copied().zip(ys.iter()).collect();
+        let worst = all_ys.iter().skip(ys.len());
+        for (w, y) in constants.negative_weights.iter().zip(worst) {
+            let scaled: f64 = (0..n)
+                .map(|j| {
+                    let v = (0..n).map(|i| eigen.b[i * n + j] * y[i]).sum::<f64>() / eigen.d[j];
+                    v * v
+                })
+                .sum();
+            if scaled > 0.0 {
+                rank_weights.push((w * n as f64 / scaled, y));
+            }
+        }
         let delta = if h_sigma { 0.0 } else { cc * (2.0 - cc) };
-        let weight_sum: f64 = weights.iter().sum();
+        let weight_sum: f64 = weights.iter().sum::<f64>()
+            + constants
+                .negative_weights
+                .iter()
+                .take(all_ys.len().saturating_sub(ys.len()))
+                .sum::<f64>();
         let keep = 1.0 + constants.c_1 * delta - constants.c_1 - constants.c_mu * weight_sum;
         for i in 0..n {
             for j in 0..=i {
-                let rank_mu: f64 = weights.iter().zip(&ys).map(|(w, y)| w * y[i] * y[j]).sum();
+                let rank_mu: f64 = rank_weights.iter().map(|(w, y)| w * y[i] * y[j]).sum();
                 let value = keep * self.cov[i * n + j]
                     + constants.c_1 * self.p_c[i] * self.p_c[j]
                     + constants.c_mu * rank_mu;
@@ -323,6 +370,10 @@ mod tests {
     /// c_μ = min(1 − c_1, 2(μ_eff − 2 + 1/μ_eff) / ((n+2)² + μ_eff))
     ///     = 2 × (0.028611 + 0.492945) / 18.028611 = 0.057859;
     /// E‖N(0,I)‖ ≈ √2 (1 − 1/8 + 1/84) = 1.254273.
+    /// Active weights (eq. 50-53): w' = (−0.133531, −0.356675, −0.538997), Σ|w'| = 1.029203,
+    /// Σw'² = 0.435566, μ_eff⁻ = 2.431917; α_μ⁻ = 1 + c_1/c_μ = 3.675729,
+    /// α_μeff⁻ = 1 + 2μ_eff⁻/(μ_eff + 2) = 2.207323, α_posdef⁻ = (1 − c_1 − c_μ)/(n c_μ) =
+    /// 6.803850; the smallest, 2.207323, over Σ|w'| gives w = (−0.286383, −0.764958, −1.155982).
     #[test]
     fn constants_match_the_tutorial_for_two_dimensions() {
         let c = Constants::new(2, default_lambda(2));
@@ -340,6 +391,10 @@ mod tests {
         expect(c.c_1, 0.154815);
         expect(c.c_mu, 0.057859);
         expect(c.chi_n, 1.254273);
+        assert_eq!(c.negative_weights.len(), 3);
+        expect(c.negative_weights[0], -0.286383);
+        expect(c.negative_weights[1], -0.764958);
+        expect(c.negative_weights[2], -1.155982);
         assert!(close(c.weights.iter().sum(), 1.0));
         // Population sizes of the other dimensions the benchmark uses.
         assert_eq!(default_lambda(4), 8);
@@ -348,8 +403,11 @@ mod tests {
         assert_eq!(default_lambda(10), 10);
     }
 
-    /// One update by hand in n = 2 from N(0, I), σ = 1, with λ = 6 solutions on the axes: the
-    /// mean moves to Σ w_i x_i:λ, and C, p_σ, p_c, σ follow the tutorial's formulas.
+    /// One update by hand in n = 2 from N(0, I), σ = 1, with λ = 6 solutions, the best three on
+    /// the axes and the worst three on the diagonal: the mean moves to Σ w_i x_i:λ, and C, p_σ,
+    /// p_c, σ follow the tutorial's formulas. With C = I a diagonal point y has
+    /// ‖C^{-1/2} y‖² = 2 y₀², so each negative weight adds exactly w_k to every entry of the
+    /// rank-μ term.
     #[test]
     fn one_update_matches_the_formulas() {
         let c = Constants::new(2, 6);
@@ -372,10 +430,11 @@ mod tests {
         // ‖p_σ‖ is small here, so h_σ = 1.
         let pc = (c.c_c * (2.0 - c.c_c) * c.mu_eff).sqrt();
         assert!(close(dist.p_c[0], pc * y_w[0]));
-        let keep = 1.0 - c.c_1 - c.c_mu;
-        let c00 = keep + c.c_1 * (pc * y_w[0]).powi(2) + c.c_mu * (w1 + w3);
-        let c11 = keep + c.c_1 * (pc * y_w[1]).powi(2) + c.c_mu * w2;
-        let c01 = c.c_1 * pc * pc * y_w[0] * y_w[1];
+        let negative: f64 = c.negative_weights.iter().sum();
+        let keep = 1.0 - c.c_1 - c.c_mu * (1.0 + negative);
+        let c00 = keep + c.c_1 * (pc * y_w[0]).powi(2) + c.c_mu * (w1 + w3 + negative);
+        let c11 = keep + c.c_1 * (pc * y_w[1]).powi(2) + c.c_mu * (w2 + negative);
+        let c01 = c.c_1 * pc * pc * y_w[0] * y_w[1] + c.c_mu * negative;
         assert!(close(dist.cov[0], c00), "{} {}", dist.cov[0], c00);
         assert!(close(dist.cov[3], c11));
         assert!(close(dist.cov[1], c01) && close(dist.cov[2], c01));
