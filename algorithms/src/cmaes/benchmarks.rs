@@ -33,8 +33,8 @@ fn settings(dims: usize) -> CmaEsSettings {
         sigma: env_or("CMA_SIGMA", DEFAULT_SIGMA),
         startup_trials: env_or("CMA_STARTUP", DEFAULT_STARTUP_TRIALS),
         population: match std::env::var("CMA_POP").unwrap_or_default().as_str() {
-            // `r2`: 4 + ⌊2 ln n⌋, a smaller version of Hansen's rule.
-            "r2" => Some(4 + (2.0 * (dims as f64).ln()).floor() as usize),
+            // `hansen`: 4 + ⌊3 ln n⌋, the tutorial's default.
+            "hansen" => Some(4 + (3.0 * (dims as f64).ln()).floor() as usize),
             other => other.parse().ok(),
         },
     }

