@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Environment: `CMA_SEEDS` (10), `CMA_SEED0` (0: seeds `SEED0..SEED0+SEEDS`), `CMA_BUDGET`
-//! (100), `CMA_BATCH` (1), `CMA_FUNCTIONS` (all four, comma-separated), `CMA_SIGMA`,
+//! (100), `CMA_BATCH` (1), `CMA_PARALLEL` (0: off; `k` trials running at once, finishing in a
+//! scrambled order), `CMA_FUNCTIONS` (all four, comma-separated), `CMA_SIGMA`,
 //! `CMA_STARTUP`, `CMA_POP`, `CMA_RESTART` (`none`, `ipop`, `bipop`), `CMA_THREADS` (2).
 
 use super::*;
@@ -38,6 +39,49 @@ fn settings(dims: usize) -> CmaEsSettings {
             other => other.parse().ok(),
         },
     }
+}
+
+/// One run with `parallel` trials running at once, finishing in a scrambled order: each step one
+/// running trial finishes and the engine is asked to refill the free slots (it may give fewer
+/// while the generation waits). The regret trace by finished trial.
+fn run_parallel(function: TestFunction, seed: u64, budget: usize, parallel: usize) -> Vec<f64> {
+    let space = function.search_space();
+    let engine = CmaEsEngine::new(settings(space.dims()));
+    let mut history: Vec<CompletedTrial> = Vec::new();
+    let mut running: Vec<Point> = Vec::new();
+    let mut state: Option<serde_json::Value> = None;
+    let mut best = f64::INFINITY;
+    let mut trace = Vec::new();
+    let mut step = 0u64;
+    while history.len() < budget {
+        let room = parallel
+            .saturating_sub(running.len())
+            .min(budget - history.len() - running.len());
+        let answer = engine
+            .suggest(&SuggestRequest {
+                space: &space,
+                history: &history,
+                pending: &running,
+                count: room,
+                seed,
+                state: state.as_ref(),
+            })
+            .unwrap();
+        running.extend(answer.points);
+        state = Some(answer.state);
+        assert!(!running.is_empty(), "stalled at {}", history.len());
+        let pick = (crate::seeding::mix64(seed ^ step) % running.len() as u64) as usize;
+        step += 1;
+        let point = running.remove(pick);
+        let loss = function.evaluate(&coordinates(&point).unwrap());
+        best = best.min(loss);
+        trace.push(best - function.minimum());
+        history.push(CompletedTrial {
+            point,
+            loss: Some(loss),
+        });
+    }
+    trace
 }
 
 /// One run in batches of `batch` (every batch finishes before the next call); the regret trace.
@@ -93,13 +137,14 @@ fn quality() {
     let seed0: u64 = env_or("CMA_SEED0", 0);
     let budget: usize = env_or("CMA_BUDGET", 100);
     let batch: usize = env_or("CMA_BATCH", 1);
+    let parallel: usize = env_or("CMA_PARALLEL", 0);
     let threads: usize = env_or("CMA_THREADS", 2);
     let wanted = std::env::var("CMA_FUNCTIONS").unwrap_or_default();
     let functions = TestFunction::ALL
         .into_iter()
         .filter(|f| wanted.is_empty() || wanted.split(',').any(|w| w == f.name()));
     println!(
-        "settings {:?} seeds {seed0}..{}",
+        "settings {:?} seeds {seed0}..{} batch {batch} parallel {parallel}",
         settings(4),
         seed0 + seeds
     );
@@ -113,7 +158,11 @@ fn quality() {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&seed) = jobs.get(i) else { break };
-                        let trace = run(function, seed, budget, batch);
+                        let trace = if parallel > 0 {
+                            run_parallel(function, seed, budget, parallel)
+                        } else {
+                            run(function, seed, budget, batch)
+                        };
                         results.lock().unwrap().push((seed, trace));
                     }
                 });
