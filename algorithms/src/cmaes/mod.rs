@@ -168,6 +168,11 @@ impl Default for CmaEsSettings {
     }
 }
 
+/// The largest population: IPOP and BIPOP stop doubling here (about 2^16; a run of that size
+/// needs hundreds of thousands of trials per generation set, far past any tuning budget), and a
+/// saved state with a larger one is refused rather than allocated.
+pub const MAX_POPULATION: usize = 1 << 16;
+
 /// Draws of a point outside the cube before it is clipped (the `cmaes` package's
 /// `n_max_resampling`).
 const MAX_BOX_RESAMPLES: usize = 100;
@@ -219,7 +224,7 @@ impl CmaEsEngine {
         self.settings
             .population
             .unwrap_or_else(|| default_population(n))
-            .max(2)
+            .clamp(2, MAX_POPULATION)
     }
 
     /// The initial step size, made safe: a value outside `(0, 1]` (the registry refuses those)
@@ -363,7 +368,7 @@ impl Engine for CmaEsEngine {
         self.check_space(request.space)?;
         let space = request.space;
         let layout = Layout::new(space);
-        let mut saved = SavedState::read(request.state, layout.dims())?
+        let mut saved = SavedState::read(request.state, layout.dims(), MAX_POPULATION)?
             .unwrap_or_else(|| SavedState::fresh(layout.dims(), trials_so_far(request)));
         let mut call = Call {
             request,
@@ -657,7 +662,7 @@ fn new_run(regime: Regime, lambda: usize, sigma: f64, mean: Vec<f64>) -> SavedRu
     let dist = SearchDistribution::new(mean, sigma);
     SavedRun {
         regime,
-        lambda: lambda.max(2),
+        lambda: lambda.clamp(2, MAX_POPULATION),
         sigma0: sigma,
         mean: dist.mean,
         sigma: dist.sigma,

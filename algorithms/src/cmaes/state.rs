@@ -129,10 +129,13 @@ impl SavedState {
     }
 
     /// Reads the request's state: `None` when there is none usable (no state, JSON `null`, another
-    /// version or dimension count), an error when it is not a CMA-ES state.
+    /// version or dimension count), an error when it is not a CMA-ES state. A run must have a
+    /// population in `2..=max_population` and a finite positive σ; its other numbers may be
+    /// anything (a non-finite distribution is restarted by the engine).
     pub(crate) fn read(
         state: Option<&Json>,
         dims: usize,
+        max_population: usize,
     ) -> Result<Option<SavedState>, EngineError> {
         let Some(state) = state.filter(|s| !s.is_null()) else {
             return Ok(None);
@@ -155,11 +158,22 @@ impl SavedState {
             let shaped = run.mean.len() == n
                 && run.cov.len() == n * n
                 && run.p_sigma.len() == n
-                && run.p_c.len() == n
-                && run.lambda >= 2;
+                && run.p_c.len() == n;
             if !shaped {
                 return Err(EngineError::BadState(format!(
-                    "cmaes state: the run's vectors do not fit {n} dimensions, or lambda < 2"
+                    "cmaes state: the run's vectors do not fit {n} dimensions"
+                )));
+            }
+            if !(2..=max_population).contains(&run.lambda) {
+                return Err(EngineError::BadState(format!(
+                    "cmaes state: lambda {} is outside 2..={max_population}",
+                    run.lambda
+                )));
+            }
+            if !(run.sigma.is_finite() && run.sigma > 0.0) {
+                return Err(EngineError::BadState(format!(
+                    "cmaes state: sigma {} is not a positive finite number",
+                    run.sigma
                 )));
             }
         }
@@ -272,7 +286,7 @@ mod tests {
         };
         let bytes = serde_json::to_vec(&state.to_json()).unwrap();
         let back: Json = serde_json::from_slice(&bytes).unwrap();
-        let read = SavedState::read(Some(&back), 2).unwrap().unwrap();
+        let read = SavedState::read(Some(&back), 2, 100).unwrap().unwrap();
         assert_eq!(read, state);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let run = read.run.unwrap();
@@ -281,20 +295,20 @@ mod tests {
 
     #[test]
     fn strangers_are_refused_and_other_versions_start_afresh() {
-        assert_eq!(SavedState::read(None, 2), Ok(None));
-        assert_eq!(SavedState::read(Some(&Json::Null), 2), Ok(None));
+        assert_eq!(SavedState::read(None, 2, 100), Ok(None));
+        assert_eq!(SavedState::read(Some(&Json::Null), 2, 100), Ok(None));
         let fresh = SavedState::fresh(2, 0).to_json();
-        assert!(SavedState::read(Some(&fresh), 2).unwrap().is_some());
-        assert_eq!(SavedState::read(Some(&fresh), 3), Ok(None));
+        assert!(SavedState::read(Some(&fresh), 2, 100).unwrap().is_some());
+        assert_eq!(SavedState::read(Some(&fresh), 3, 100), Ok(None));
         let other = serde_json::json!({ "engine": "cmaes", "version": 99, "dims": 2 });
-        assert_eq!(SavedState::read(Some(&other), 2), Ok(None));
+        assert_eq!(SavedState::read(Some(&other), 2, 100), Ok(None));
         for bad in [
             serde_json::json!({ "index": 3 }),
             serde_json::json!([1, 2]),
             serde_json::json!({ "engine": "cmaes", "version": 1, "dims": 2, "draws": "x" }),
         ] {
             assert!(matches!(
-                SavedState::read(Some(&bad), 2),
+                SavedState::read(Some(&bad), 2, 100),
                 Err(EngineError::BadState(_))
             ));
         }
@@ -313,8 +327,38 @@ mod tests {
             asked: vec![],
         });
         assert!(matches!(
-            SavedState::read(Some(&wrong_shape.to_json()), 2),
+            SavedState::read(Some(&wrong_shape.to_json()), 2, 100),
             Err(EngineError::BadState(_))
         ));
+        // A population too large to allocate, or a σ that is not a step size, is refused.
+        let mut run = SavedRun {
+            regime: Regime::Default,
+            lambda: 6,
+            sigma0: 0.2,
+            mean: vec![0.5; 2],
+            sigma: 0.2,
+            cov: vec![1.0, 0.0, 0.0, 1.0],
+            p_sigma: vec![0.0; 2],
+            p_c: vec![0.0; 2],
+            generation: 0,
+            fun_history: vec![],
+            asked: vec![],
+        };
+        let with = |run: &SavedRun| SavedState {
+            run: Some(run.clone()),
+            ..SavedState::fresh(2, 0)
+        };
+        assert!(SavedState::read(Some(&with(&run).to_json()), 2, 100).is_ok());
+        run.lambda = 1_000_000_000_000;
+        let message = SavedState::read(Some(&with(&run).to_json()), 2, 100).unwrap_err();
+        assert!(message.to_string().contains("lambda"), "{message}");
+        run.lambda = 6;
+        for sigma in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            run.sigma = sigma;
+            assert!(matches!(
+                SavedState::read(Some(&with(&run).to_json()), 2, 100),
+                Err(EngineError::BadState(_))
+            ));
+        }
     }
 }

@@ -41,11 +41,15 @@ fn saved(state: &Json) -> Json {
 }
 
 fn run_of(state: &Json) -> SavedRun {
-    SavedState::read(Some(state), state["dims"].as_u64().unwrap() as usize)
-        .unwrap()
-        .unwrap()
-        .run
-        .unwrap()
+    SavedState::read(
+        Some(state),
+        state["dims"].as_u64().unwrap() as usize,
+        MAX_POPULATION,
+    )
+    .unwrap()
+    .unwrap()
+    .run
+    .unwrap()
 }
 
 /// A sequential experiment of `budget` trials of `f` (on the point's doubles and ints); the best
@@ -521,7 +525,7 @@ mod properties {
                     // coordinates of this (rounded) point.
                     prop_assert_eq!(&space.parse(&space.render(point)).unwrap(), point);
                 }
-                if let Ok(run) = SavedState::read(Some(&answer.state), layout.dims()).map(|s| s.unwrap().run.unwrap()) {
+                if let Ok(run) = SavedState::read(Some(&answer.state), layout.dims(), MAX_POPULATION).map(|s| s.unwrap().run.unwrap()) {
                     for unit in &run.asked {
                         let point = space.from_unit(unit);
                         prop_assert!(space.contains(&point));
