@@ -2,7 +2,7 @@
 
 use sextant_algorithms::Engine;
 use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptEngine, BayesOptSettings};
-use sextant_algorithms::cmaes::{CmaEsEngine, CmaEsSettings, RestartStrategy};
+use sextant_algorithms::cmaes::{CmaEsEngine, CmaEsSettings, DEFAULT_SIGMA, RestartStrategy};
 use sextant_algorithms::grid::GridEngine;
 use sextant_algorithms::hyperband::{DEFAULT_ETA, HyperbandEngine, HyperbandSettings};
 use sextant_algorithms::random::RandomEngine;
@@ -282,8 +282,11 @@ pub fn cmaes_settings(
                         bad(
                             name,
                             value,
-                            "expected a number in (0, 1]: the initial step size as a fraction of \
-                             each parameter's range (default 1/6 ≈ 0.167)",
+                            &format!(
+                                "expected a number in (0, 1]: the initial step size as a fraction \
+                                 of each parameter's range, not in the parameters' own units as \
+                                 in Katib (default {DEFAULT_SIGMA})"
+                            ),
                         )
                     })?;
             }
@@ -547,6 +550,7 @@ mod tests {
             let err = cmaes_settings(&settings(&[("sigma", sigma)])).unwrap_err();
             assert_eq!(err.setting_name(), Some("sigma"));
             assert!(err.to_string().contains("(0, 1]"), "{err}");
+            assert!(err.to_string().contains("default 0.1"), "{err}");
         }
         assert!(cmaes_settings(&settings(&[("sigma", "1")])).is_ok());
         let err = cmaes_settings(&settings(&[("random_state", "x")])).unwrap_err();

@@ -23,7 +23,8 @@
 //! (exactly the points `sobol` would give); once that many trials have finished, the first run
 //! starts with its mean at the best of them (the centre of the cube when none has a loss) and step
 //! size `sigma`, a fraction of each parameter's range: the distribution is N(m, σ² I) in the unit
-//! cube. See `docs/benchmarks.md` (section CMA-ES) for the measurements that chose the defaults.
+//! cube, with population [`default_population`] `4 + ⌊2 ln n⌋`. See `docs/benchmarks.md`
+//! (section CMA-ES) for the measurements that chose the defaults (σ = 0.1, no startup design).
 //!
 //! # Asks and tells in an asynchronous service
 //!
