@@ -285,7 +285,7 @@ pub fn cmaes_settings(
                             &format!(
                                 "expected a number in (0, 1]: the initial step size as a fraction \
                                  of each parameter's range, not in the parameters' own units as \
-                                 in Katib (default {DEFAULT_SIGMA})"
+                                 in Katib (default {DEFAULT_SIGMA:.3})"
                             ),
                         )
                     })?;
@@ -550,7 +550,7 @@ mod tests {
             let err = cmaes_settings(&settings(&[("sigma", sigma)])).unwrap_err();
             assert_eq!(err.setting_name(), Some("sigma"));
             assert!(err.to_string().contains("(0, 1]"), "{err}");
-            assert!(err.to_string().contains("default 0.1"), "{err}");
+            assert!(err.to_string().contains("default 0.167"), "{err}");
         }
         assert!(cmaes_settings(&settings(&[("sigma", "1")])).is_ok());
         let err = cmaes_settings(&settings(&[("random_state", "x")])).unwrap_err();
