@@ -285,6 +285,17 @@ fn generations_wait_for_their_trials_and_never_repeat_a_point() {
     assert_eq!(next.points.len(), 4);
     let run = run_of(&next.state);
     assert_eq!((run.generation, run.asked.len()), (1, 4));
+    // The new generation's first point is the updated mean itself (INJECT_MEAN).
+    let first_unit = space.to_unit(&next.points[0]);
+    assert!(
+        first_unit
+            .iter()
+            .zip(&run.mean)
+            .all(|(u, m)| (u - m.clamp(0.0, 1.0)).abs() < 1e-12),
+        "{first_unit:?} vs {:?}",
+        run.mean
+    );
+    assert_ne!(run.mean, vec![0.5; 3]);
     let keys: HashSet<Vec<u64>> = history
         .iter()
         .map(|t| &t.point)
