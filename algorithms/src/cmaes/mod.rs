@@ -26,7 +26,7 @@
 //! cube, with population [`default_population`] `4 + ⌊2 ln n⌋`. See `docs/benchmarks.md`
 //! (section CMA-ES) for the measurements that chose the defaults (σ = 1/6, no startup design).
 //! From the second generation of a run on, the first point of each generation is the mean
-//! itself ([`INJECT_MEAN`]).
+//! itself (`INJECT_MEAN` in the source).
 //!
 //! # Asks and tells in an asynchronous service
 //!
@@ -72,7 +72,7 @@
 //!
 //! # State
 //!
-//! Everything lives in the saved state ([`state`]): mean, σ, C, both evolution paths,
+//! Everything lives in the saved state (module `state`): mean, σ, C, both evolution paths,
 //! generation, restart count, population size, BIPOP budgets, and the unit vector of each point
 //! asked in the current generation. C's eigendecomposition is recomputed at each call from C's
 //! exact bits (a deterministic Jacobi iteration), so a restarted service answers bit for bit as
@@ -561,7 +561,7 @@ impl CmaEsEngine {
         let dist = distribution_of(run);
         let eigen = dist.eigen();
         // The first point of every generation after a run's first is the mean itself (see
-        // [`INJECT_MEAN`]); if that point is taken, the attempt falls through to sampling.
+        // `INJECT_MEAN`); if that point is taken, the attempt falls through to sampling.
         let inject_mean = INJECT_MEAN && run.asked.is_empty() && run.generation > 0;
         for attempt in 0..MAX_DUPLICATE_DRAWS {
             let x = if inject_mean && attempt == 0 {
