@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod bo;
+pub mod cmaes;
 mod counter_state;
 pub mod early_stopping;
 pub mod engine;

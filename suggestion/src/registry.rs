@@ -2,6 +2,7 @@
 
 use sextant_algorithms::Engine;
 use sextant_algorithms::bo::{Acquisition, AcquisitionOptimizer, BayesOptEngine, BayesOptSettings};
+use sextant_algorithms::cmaes::{CmaEsEngine, CmaEsSettings, DEFAULT_SIGMA, RestartStrategy};
 use sextant_algorithms::grid::GridEngine;
 use sextant_algorithms::hyperband::{DEFAULT_ETA, HyperbandEngine, HyperbandSettings};
 use sextant_algorithms::random::RandomEngine;
@@ -14,12 +15,13 @@ pub const AVAILABLE_ALGORITHMS: &[&str] = &[
     "sobol",
     "bayesianoptimization",
     "hyperband",
+    "cmaes",
 ];
 
 /// Katib algorithm names that Sextant does not serve yet. A spec naming one is refused with a
 /// message that says so, rather than falling back to another engine.
 const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] =
-    &["tpe", "multivariate-tpe", "cmaes", "enas", "darts", "pbt"];
+    &["tpe", "multivariate-tpe", "enas", "darts", "pbt"];
 
 /// An engine ready to use, with the seed its settings asked for.
 pub struct ConfiguredEngine {
@@ -139,6 +141,13 @@ pub fn configure(
                 seed: None,
             })
         }
+        "cmaes" => {
+            let (settings, seed) = cmaes_settings(settings)?;
+            Ok(ConfiguredEngine {
+                engine: Box::new(CmaEsEngine::new(settings)),
+                seed,
+            })
+        }
         "grid" => {
             if let Some((name, _)) = settings.first() {
                 return Err(SettingError::UnknownSetting {
@@ -231,6 +240,62 @@ pub fn bayesopt_settings(
                     accepted:
                         "base_estimator, n_initial_points, acq_func, acq_optimizer, random_state"
                             .to_string(),
+                });
+            }
+        }
+    }
+    Ok((parsed, seed))
+}
+
+/// Katib's (goptuna's) `cmaes` settings: `restart_strategy` (`none`, the default, `ipop` or
+/// `bipop`), `sigma` (the initial step size, in Sextant a fraction of each parameter's range, in
+/// `(0, 1]`; default [`sextant_algorithms::cmaes::DEFAULT_SIGMA`]), `random_state`.
+pub fn cmaes_settings(
+    settings: &[(String, String)],
+) -> Result<(CmaEsSettings, Option<u64>), SettingError> {
+    const ALGORITHM: &str = "cmaes";
+    let bad = |name: &str, value: &str, message: &str| SettingError::BadValue {
+        algorithm: ALGORITHM.to_string(),
+        name: name.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    };
+    let mut parsed = CmaEsSettings::default();
+    let mut seed = None;
+    for (name, value) in settings {
+        let trimmed = value.trim();
+        match name.as_str() {
+            "restart_strategy" => {
+                parsed.restart_strategy = match trimmed {
+                    "none" => RestartStrategy::None,
+                    "ipop" => RestartStrategy::Ipop,
+                    "bipop" => RestartStrategy::Bipop,
+                    _ => return Err(bad(name, value, "accepted: none, ipop, bipop")),
+                };
+            }
+            "sigma" => {
+                parsed.sigma = trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1.0)
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            value,
+                            &format!(
+                                "expected a number in (0, 1]: the initial step size as a fraction \
+                                 of each parameter's range, not in the parameters' own units as \
+                                 in Katib (default {DEFAULT_SIGMA:.3})"
+                            ),
+                        )
+                    })?;
+            }
+            "random_state" => seed = Some(parse_seed(ALGORITHM, name, value)?),
+            _ => {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: ALGORITHM.to_string(),
+                    name: name.clone(),
+                    accepted: "restart_strategy, sigma, random_state".to_string(),
                 });
             }
         }
@@ -454,12 +519,122 @@ mod tests {
     }
 
     #[test]
+    fn cmaes_takes_katibs_settings() {
+        let (parsed, seed) = cmaes_settings(&settings(&[
+            ("restart_strategy", "bipop"),
+            ("sigma", "0.25"),
+            ("random_state", "11"),
+        ]))
+        .unwrap();
+        assert_eq!(parsed.restart_strategy, RestartStrategy::Bipop);
+        assert_eq!(parsed.sigma, 0.25);
+        assert_eq!(seed, Some(11));
+        let (defaults, seed) = cmaes_settings(&[]).unwrap();
+        assert_eq!((defaults, seed), (CmaEsSettings::default(), None));
+        for strategy in ["none", "ipop"] {
+            assert!(cmaes_settings(&settings(&[("restart_strategy", strategy)])).is_ok());
+        }
+        let configured = configure("cmaes", &settings(&[("random_state", "3")])).unwrap();
+        assert_eq!(
+            (configured.engine.name(), configured.seed),
+            ("cmaes", Some(3))
+        );
+    }
+
+    #[test]
+    fn cmaes_settings_refuse_bad_values_and_list_the_accepted_ones() {
+        let err = cmaes_settings(&settings(&[("restart_strategy", "lrpop")])).unwrap_err();
+        assert_eq!(err.setting_name(), Some("restart_strategy"));
+        assert!(err.to_string().contains("none, ipop, bipop"), "{err}");
+        for sigma in ["0", "-0.1", "1.5", "NaN", "inf", "wide"] {
+            let err = cmaes_settings(&settings(&[("sigma", sigma)])).unwrap_err();
+            assert_eq!(err.setting_name(), Some("sigma"));
+            assert!(err.to_string().contains("(0, 1]"), "{err}");
+            assert!(err.to_string().contains("default 0.167"), "{err}");
+        }
+        assert!(cmaes_settings(&settings(&[("sigma", "1")])).is_ok());
+        let err = cmaes_settings(&settings(&[("random_state", "x")])).unwrap_err();
+        assert!(err.to_string().contains("non-negative integer"), "{err}");
+        let err = configure("cmaes", &settings(&[("popsize", "10")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("accepted: restart_strategy, sigma, random_state"),
+            "{err}"
+        );
+    }
+
+    /// Katib's own `examples/v1beta1/hp-tuning/cma-es.yaml`, unchanged: its parameters and
+    /// algorithm pass the checks the Experiment spec and the suggestion API share, and the
+    /// configured engine suggests `parallelTrialCount` points of the space, then more as they
+    /// finish.
+    #[test]
+    fn katibs_cma_es_example_is_accepted_unchanged() {
+        use crate::checks::{Problems, check_algorithm, search_space};
+        use crate::katib::{AlgorithmSpec, ParameterSpec};
+        use sextant_algorithms::{CompletedTrial, SuggestRequest};
+
+        let text = include_str!("../../tests/data/katib-cma-es.yaml");
+        let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).unwrap();
+        let spec = &documents
+            .iter()
+            .find(|d| d["kind"] == "Experiment")
+            .expect("an Experiment")["spec"];
+        let parameters: Vec<ParameterSpec> =
+            serde_json::from_value(spec["parameters"].clone()).unwrap();
+        let algorithm: AlgorithmSpec = serde_json::from_value(spec["algorithm"].clone()).unwrap();
+        let mut problems = Problems::default();
+        let checked = check_algorithm(Some(&algorithm), "spec.algorithm", &mut problems);
+        let settings = checked
+            .as_ref()
+            .map(|c| (c.name.as_str(), c.settings.as_slice()));
+        let space = search_space(&parameters, "spec.parameters", settings, &mut problems);
+        let messages: Vec<String> = problems.0.iter().map(|e| e.to_string()).collect();
+        assert!(messages.is_empty(), "{messages:?}");
+        let (checked, space) = (checked.unwrap(), space.unwrap());
+        assert_eq!(checked.engine.engine.name(), "cmaes");
+        let engine = &checked.engine.engine;
+        engine.check_space(&space).unwrap();
+
+        let parallel = spec["parallelTrialCount"].as_u64().unwrap() as usize;
+        let max_trials = spec["maxTrialCount"].as_u64().unwrap() as usize;
+        let mut history: Vec<CompletedTrial> = Vec::new();
+        let mut state = None;
+        let mut seen = std::collections::HashSet::new();
+        while history.len() < max_trials {
+            let answer = engine
+                .suggest(&SuggestRequest {
+                    space: &space,
+                    history: &history,
+                    pending: &[],
+                    count: parallel,
+                    seed: seed_from_name("cmaes"),
+                    state: state.as_ref(),
+                })
+                .unwrap();
+            assert!(!answer.points.is_empty());
+            for point in answer.points {
+                assert!(space.contains(&point), "{point:?}");
+                let rendered = space.render(&point);
+                assert_eq!(space.parse(&rendered).unwrap(), point);
+                assert!(seen.insert(space.point_key(&point)));
+                // Validation-accuracy is maximised: the loss is its negation.
+                let lr: f64 = rendered[0].1.parse().unwrap();
+                history.push(CompletedTrial {
+                    point,
+                    loss: Some(-(1.0 - (lr - 0.02).abs())),
+                });
+            }
+            state = Some(answer.state);
+        }
+    }
+
+    #[test]
     fn katib_algorithms_not_built_yet_are_refused_by_name() {
-        let err = configure("cmaes", &[]).unwrap_err();
+        let err = configure("enas", &[]).unwrap_err();
         assert_eq!(
             err,
             SettingError::NotYetBuilt {
-                name: "cmaes".into()
+                name: "enas".into()
             }
         );
         assert!(err.to_string().contains("does not provide yet"), "{err}");

@@ -9,6 +9,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use serde_json::Value as Json;
 use sextant_algorithms::bo::{BayesOptEngine, BayesOptSettings};
+use sextant_algorithms::cmaes::CmaEsEngine;
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
 use sextant_algorithms::{Engine, SuggestRequest, Suggestions};
@@ -22,14 +23,17 @@ pub enum EngineChoice {
     Sobol,
     /// `bayesianoptimization`, with its default settings (what a spec without settings gets).
     BayesianOptimization,
+    /// `cmaes`, with its default settings.
+    CmaEs,
 }
 
 impl EngineChoice {
     /// Every engine, in the order the tables list them.
-    pub const ALL: [EngineChoice; 3] = [
+    pub const ALL: [EngineChoice; 4] = [
         EngineChoice::Random,
         EngineChoice::Sobol,
         EngineChoice::BayesianOptimization,
+        EngineChoice::CmaEs,
     ];
 
     /// The algorithm name (the same as [`Engine::name`] of the built engine).
@@ -38,6 +42,7 @@ impl EngineChoice {
             EngineChoice::Random => "random",
             EngineChoice::Sobol => "sobol",
             EngineChoice::BayesianOptimization => "bayesianoptimization",
+            EngineChoice::CmaEs => "cmaes",
         }
     }
 
@@ -54,6 +59,7 @@ impl EngineChoice {
             EngineChoice::BayesianOptimization => {
                 Box::new(BayesOptEngine::new(BayesOptSettings::default()))
             }
+            EngineChoice::CmaEs => Box::new(CmaEsEngine::default()),
         }
     }
 }
