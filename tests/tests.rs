@@ -12,6 +12,7 @@ mod gpu;
 mod kubernetes_runtime;
 mod leader_election;
 mod manifests;
+mod real_cluster;
 mod resume;
 mod run;
 mod serve;
