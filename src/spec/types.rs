@@ -74,6 +74,7 @@ pub struct ObjectMeta {
     doc = "A Katib Experiment: a search space, an objective, an algorithm and a trial template.",
     namespaced,
     status = "ExperimentStatus",
+    shortname = "exp",
     category = "all",
     category = "kubeflow",
     category = "katib",

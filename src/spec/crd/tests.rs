@@ -112,10 +112,10 @@ fn example_experiments() -> Vec<(PathBuf, Value)> {
 
 #[test]
 fn names_follow_katib() {
-    for (kind, plural) in [
-        ("Experiment", "experiments"),
-        ("Trial", "trials"),
-        ("Suggestion", "suggestions"),
+    for (kind, plural, short) in [
+        ("Experiment", "experiments", "exp"),
+        ("Trial", "trials", "tr"),
+        ("Suggestion", "suggestions", "sugg"),
     ] {
         let crd = crd_json(kind);
         assert_eq!(crd["metadata"]["name"], format!("{plural}.kubeflow.org"));
@@ -125,8 +125,8 @@ fn names_follow_katib() {
         assert_eq!(names["plural"], plural);
         assert_eq!(names["singular"], plural.trim_end_matches('s'));
         assert_eq!(names["categories"], json!(["all", "kubeflow", "katib"]));
-        // Katib has no short names.
-        assert!(names.get("shortNames").is_none(), "{kind}: {names}");
+        // Katib has none; Sextant's are additions (`kubectl get exp,tr`).
+        assert_eq!(names["shortNames"], json!([short]), "{kind}: {names}");
         let versions = crd["spec"]["versions"].as_array().unwrap();
         assert_eq!(versions.len(), 1);
         assert_eq!(versions[0]["name"], "v1beta1");
