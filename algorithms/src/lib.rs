@@ -18,6 +18,7 @@ mod sobol_directions;
 pub mod space;
 mod taken;
 pub mod test_functions;
+pub mod tpe;
 #[cfg(test)]
 mod test_support;
 

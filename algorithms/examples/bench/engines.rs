@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use sextant_algorithms::bo::{BayesOptEngine, BayesOptSettings};
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
+use sextant_algorithms::tpe::{TpeEngine, TpeSettings};
 use sextant_algorithms::{Engine, SuggestRequest, Suggestions};
 
 /// An engine the benchmark knows how to build.
@@ -22,14 +23,20 @@ pub enum EngineChoice {
     Sobol,
     /// `bayesianoptimization`, with its default settings (what a spec without settings gets).
     BayesianOptimization,
+    /// `tpe`, with its default settings.
+    Tpe,
+    /// `multivariate-tpe`, with its default settings.
+    MultivariateTpe,
 }
 
 impl EngineChoice {
     /// Every engine, in the order the tables list them.
-    pub const ALL: [EngineChoice; 3] = [
+    pub const ALL: [EngineChoice; 5] = [
         EngineChoice::Random,
         EngineChoice::Sobol,
         EngineChoice::BayesianOptimization,
+        EngineChoice::Tpe,
+        EngineChoice::MultivariateTpe,
     ];
 
     /// The algorithm name (the same as [`Engine::name`] of the built engine).
@@ -38,6 +45,8 @@ impl EngineChoice {
             EngineChoice::Random => "random",
             EngineChoice::Sobol => "sobol",
             EngineChoice::BayesianOptimization => "bayesianoptimization",
+            EngineChoice::Tpe => "tpe",
+            EngineChoice::MultivariateTpe => "multivariate-tpe",
         }
     }
 
@@ -53,6 +62,10 @@ impl EngineChoice {
             EngineChoice::Sobol => Box::new(SobolEngine),
             EngineChoice::BayesianOptimization => {
                 Box::new(BayesOptEngine::new(BayesOptSettings::default()))
+            }
+            EngineChoice::Tpe => Box::new(TpeEngine::new(TpeSettings::default())),
+            EngineChoice::MultivariateTpe => {
+                Box::new(TpeEngine::multivariate(TpeSettings::default()))
             }
         }
     }
