@@ -154,6 +154,7 @@ const MAGIC_CLIP_MAX: f64 = 100.0;
 /// Rounds of Gaussian moves that polish the best candidate, and their sizes relative to the
 /// kernels' width.
 const POLISH_ROUNDS: usize = 8;
+fn knob(k: &str, d: f64) -> f64 { std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d) }
 const POLISH_SCALES: [f64; 3] = [1.0, 0.3, 0.1];
 
 /// Extra rounds of candidates when every candidate of a round is taken, before falling back.
@@ -439,7 +440,12 @@ impl<'s> Model<'s> {
             }
             DimKind::Continuous | DimKind::Cell => {
                 let mus: Vec<f64> = group.iter().map(|(o, _)| o.unit[d]).collect();
-                let sigmas = neighbour_bandwidths(&mus);
+                let sigmas = if knob("TPE_SCOTT", 0.0) > 0.0 {
+                    let s = spread_bandwidth(group, d, 1.0);
+                    vec![s; mus.len()]
+                } else {
+                    neighbour_bandwidths(&mus)
+                };
                 let mut components: Vec<(f64, Vec<Kernel>)> = group
                     .iter()
                     .zip(mus.iter().zip(sigmas))
@@ -456,7 +462,9 @@ impl<'s> Model<'s> {
         let n = group.len().max(1) as f64;
         let dims = self.kinds.len() as f64;
         let min_sigma = 1.0 / MAGIC_CLIP_MAX.min(group.len() as f64 + 2.0);
-        let sigma = (MULTIVARIATE_SIGMA0 * n.powf(-1.0 / (dims + 4.0))).clamp(min_sigma, 1.0);
+        let sigma = (knob("TPE_SIG0", MULTIVARIATE_SIGMA0) * n.powf(-1.0 / (dims + 4.0))).clamp(min_sigma, 1.0);
+        let scott = knob("TPE_MSCOTT", 0.0) > 0.0;
+        let sigmas: Vec<f64> = (0..self.kinds.len()).map(|d| if scott { spread_bandwidth(group, d, dims) } else { sigma }).collect();
         let mut components: Vec<(f64, Vec<Kernel>)> = group
             .iter()
             .map(|(obs, w)| {
@@ -472,7 +480,7 @@ impl<'s> Model<'s> {
                             p[c.min(k - 1)] += 1.0;
                             Kernel::categorical(&p)
                         }
-                        _ => Kernel::normal(obs.unit[d], sigma),
+                        _ => Kernel::normal(obs.unit[d], sigmas[d]),
                     })
                     .collect();
                 (*w, kernels)
@@ -501,10 +509,23 @@ impl Density {
     fn sample(&self, rng: &mut impl rand::Rng) -> Vec<f64> {
         match self {
             Density::Joint(p) => p.sample(rng),
-            Density::Marginals(ps) => ps
-                .iter()
-                .map(|p| p.sample(rng).first().copied().unwrap_or(0.5))
-                .collect(),
+            Density::Marginals(ps) => {
+                if knob("TPE_JOINT", 0.0) > 0.0 {
+                    // One trial for every dimension: the draw stays near a good point as a whole.
+                    let reference = ps.iter().max_by_key(|p| p.len());
+                    let i = reference.map_or(0, |p| p.pick(rng));
+                    ps.iter()
+                        .map(|p| {
+                            let v = if p.len() > 1 { p.sample_component(i, rng) } else { p.sample(rng) };
+                            v.first().copied().unwrap_or(0.5)
+                        })
+                        .collect()
+                } else {
+                    ps.iter()
+                        .map(|p| p.sample(rng).first().copied().unwrap_or(0.5))
+                        .collect()
+                }
+            }
         }
     }
 
@@ -519,6 +540,16 @@ impl Density {
                 .collect(),
         }
     }
+}
+
+/// Scott-like width from the group's weighted spread in dimension `d`.
+fn spread_bandwidth(group: &[(&Observed, f64)], d: usize, dims: f64) -> f64 {
+    let n = group.len() as f64;
+    let wsum: f64 = group.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
+    let mean = group.iter().map(|(o, w)| w * o.unit[d]).sum::<f64>() / wsum;
+    let var = group.iter().map(|(o, w)| w * (o.unit[d] - mean).powi(2)).sum::<f64>() / wsum;
+    let min_sigma = knob("TPE_MINSIG", 0.0).max(1.0 / MAGIC_CLIP_MAX.min(n + 2.0) * knob("TPE_CLIPF", 1.0));
+    (knob("TPE_C", 1.06) * var.sqrt() * n.max(1.0).powf(-1.0 / (dims + 4.0))).clamp(min_sigma, 1.0)
 }
 
 /// Each kernel's width from its neighbours: the distance to the farther of the nearest centres
@@ -537,7 +568,7 @@ pub(crate) fn neighbour_bandwidths(mus: &[f64]) -> Vec<f64> {
                 .get(i + 1..)
                 .and_then(|rest| rest.iter().copied().find(|&s| s > mu).or(rest.first().copied()))
                 .unwrap_or(1.0);
-            let sigma = (mu - left).max(right - mu);
+            let sigma = knob("TPE_NBW", 1.0) * (mu - left).max(right - mu);
             sigma.clamp(min_sigma, 1.0)
         })
         .collect()
@@ -660,7 +691,7 @@ impl TpeEngine {
                 score(model, l, g, unit)
             })
             .collect();
-        if !model.multivariate && model.kinds.len() > 1 {
+        if !model.multivariate && model.kinds.len() > 1 && knob("TPE_COMBO", 1.0) > 0.0 {
             // The score is a sum over dimensions: the best draw of each dimension together.
             let unit: Vec<f64> = (0..model.kinds.len())
                 .map(|d| {
@@ -694,7 +725,7 @@ impl TpeEngine {
         let mut best_unit = start.unit.clone();
         let mut best_score = start.score();
         let mut improved = None;
-        for round in 0..POLISH_ROUNDS {
+        for round in 0..(knob("TPE_POLISH", POLISH_ROUNDS as f64) as usize) {
             let scale = width * POLISH_SCALES[round % POLISH_SCALES.len()];
             let moved: Vec<f64> = best_unit
                 .iter()

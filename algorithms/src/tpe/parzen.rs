@@ -168,6 +168,33 @@ impl Parzen {
         log_sum_exp(terms)
     }
 
+    /// The number of components.
+    pub(crate) fn len(&self) -> usize {
+        self.kernels.len()
+    }
+
+    /// A draw from component `i` only (its kernels), or from the whole mixture when it has no
+    /// component `i`.
+    pub(crate) fn sample_component(&self, i: usize, rng: &mut impl Rng) -> Vec<f64> {
+        match self.kernels.get(i) {
+            Some(kernels) => kernels.iter().map(|k| k.sample(rng)).collect(),
+            None => self.sample(rng),
+        }
+    }
+
+    /// Picks a component index by weight.
+    pub(crate) fn pick(&self, rng: &mut impl Rng) -> usize {
+        let mut r = unit_f64(rng);
+        for (i, lw) in self.log_weights.iter().enumerate() {
+            let w = lw.exp();
+            if r < w {
+                return i;
+            }
+            r -= w;
+        }
+        self.kernels.len().saturating_sub(1)
+    }
+
     /// A draw: a component by weight, then each of its kernels. Unit coordinates, one per
     /// dimension.
     pub(crate) fn sample(&self, rng: &mut impl Rng) -> Vec<f64> {
