@@ -63,9 +63,9 @@ impl EngineChoice {
             EngineChoice::BayesianOptimization => {
                 Box::new(BayesOptEngine::new(BayesOptSettings::default()))
             }
-            EngineChoice::Tpe => Box::new(TpeEngine::new(tune())),
+            EngineChoice::Tpe => Box::new(TpeEngine::new(TpeSettings::default())),
             EngineChoice::MultivariateTpe => {
-                Box::new(TpeEngine::multivariate(tune()))
+                Box::new(TpeEngine::multivariate(TpeSettings::default()))
             }
         }
     }
@@ -168,12 +168,3 @@ mod tests {
     }
 }
 
-fn tune() -> TpeSettings {
-    let mut s = TpeSettings::default();
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
-    if let Some(v) = env("TPE_CANDS") { s.n_ei_candidates = v as usize; }
-    if let Some(v) = env("TPE_FRAC") { s.gamma = sextant_algorithms::tpe::GammaRule::Fraction { fraction: v, cap: env("TPE_CAP").unwrap_or(25.0) as usize }; }
-    if let Some(v) = env("TPE_PRIOR") { s.prior_weight = v; }
-    if let Some(v) = env("TPE_STARTUP") { s.n_startup_trials = v as usize; }
-    s
-}

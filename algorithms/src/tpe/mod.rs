@@ -20,23 +20,36 @@
 //!    "linear forgetting" of hyperopt and Optuna). Numbers get truncated normal kernels, scored
 //!    by their mass over the value's cell when quantised; categorical parameters get their own
 //!    estimator, a smoothed histogram of the choices.
+//!    Kernel widths follow the group's spread (`spread_bandwidth`): `factor · sd · n^(−1/(d+4))`
+//!    per dimension, clipped to `[1/min(100, n+2), 1]`.
 //!    * `tpe` (univariate) models each parameter separately: `l` and `g` are products of
-//!      one-dimensional estimators, each kernel's width from its neighbours (the distance to the
-//!      farther of the two nearest kernel centres, clipped to `[1/min(100, n+2), 1]`).
+//!      one-dimensional estimators (`d = 1` in the width rule), as in hyperopt and Optuna's
+//!      default TPE.
 //!    * `multivariate-tpe` models all parameters jointly: one kernel per trial over every
-//!      dimension, widths `0.2 · n^(−1/(d+4))` (Scott-like, the rule of Optuna's multivariate
-//!      TPE), so correlations between parameters are kept.
+//!      dimension (`d` = the number of parameters), so correlations between parameters are kept,
+//!      as in Optuna's `multivariate=True`.
 //! 4. **Choice.** `n_ei_candidates` points are drawn from `l`, each taken to its valid point
 //!    ([`SearchSpace::from_unit`]) and scored by `log l(x) − log g(x)` (maximising it maximises
-//!    expected improvement, Bergstra et al. 2011, eq. 5); the best untaken one wins. For `tpe`
-//!    the score is a sum over parameters, so the candidate built from each parameter's best draw
-//!    is scored too (what hyperopt and Optuna effectively suggest). Then the best candidate is
-//!    polished by a few rounds of Gaussian moves that keep whichever raises the score.
+//!    expected improvement, Bergstra et al. 2011, eq. 5); the best untaken one wins. `tpe` draws
+//!    a candidate from one good trial's kernels in every dimension (as the joint model does)
+//!    rather than from each dimension's mixture independently; its score stays the univariate
+//!    one. If every candidate is taken (a nearly used-up finite space), a few more rounds are
+//!    drawn, then an untaken point is picked at random.
 //!
 //! # Defaults (Sextant's, chosen with `examples/bench`)
 //!
-//! See [`TpeSettings::default`] and `docs/benchmarks.md` ("TPE and multivariate TPE") for the
-//! benchmark that chose them.
+//! | setting | hyperopt | Optuna | Sextant |
+//! |---|---|---|---|
+//! | start-up trials | 20 random | 10 random | 10 scrambled Sobol |
+//! | candidates | 24 | 24 | 24 |
+//! | good group of `n` | `ceil(0.25·√n)`, ≤ 25 | `ceil(0.1·n)`, ≤ 25 | `ceil(0.25·n)`, ≤ 25 (hyperopt's rule when `gamma` is set) |
+//! | prior weight | 1 | 1 | 1 |
+//! | kernel widths | neighbours | neighbours / `0.2·n^(−1/(d+4))` | `0.6` / `0.5 · sd · n^(−1/(d+4))` |
+//! | running trials | ignored | ignored (constant liar optional) | constant liar |
+//!
+//! What each choice was measured against is in `docs/benchmarks.md` ("TPE and multivariate TPE")
+//! and beside each constant below. Medians over 10–20 seeds move by ±30 % between neighbouring
+//! settings, so these are the best of a coarse grid, not fine optima.
 //!
 //! # Determinism
 //!
@@ -122,13 +135,16 @@ pub struct TpeSettings {
 /// the GP engine's `n_initial_points`.
 pub const DEFAULT_STARTUP_TRIALS: usize = 10;
 
-/// Sextant's default candidates per point. Optuna and hyperopt draw 24; drawing is cheap here and
-/// more candidates found better points on the benchmark (docs/benchmarks.md).
-pub const DEFAULT_EI_CANDIDATES: usize = 64;
+/// Sextant's default candidates per point: Optuna's and hyperopt's 24. More is cheap here but was
+/// worse on the benchmark: 64 and 256 candidates exploit `l/g` harder and got stuck more often
+/// (docs/benchmarks.md, "TPE and multivariate TPE").
+pub const DEFAULT_EI_CANDIDATES: usize = 24;
 
-/// Sextant's default good share: Optuna's `0.1 · n`, capped at 25.
+/// Sextant's default good share: `min(ceil(0.25 · n), 25)`. Optuna's is `0.1 · n` (same cap);
+/// with the spread-following bandwidths a larger good group (0.25 against 0.1, 0.15, 0.2 and 0.3)
+/// gave the best median regret on the benchmark for both variants.
 pub const DEFAULT_GAMMA: GammaRule = GammaRule::Fraction {
-    fraction: 0.1,
+    fraction: 0.25,
     cap: LINEAR_FORGETTING,
 };
 
@@ -144,18 +160,17 @@ impl Default for TpeSettings {
     }
 }
 
-/// Optuna's multivariate bandwidth factor: `σ = 0.2 · n^(−1/(d+4))` on the unit range.
-const MULTIVARIATE_SIGMA0: f64 = 0.2;
+/// Kernel widths are `factor · spread · n^(−1/(d+4))` (see [`spread_bandwidth`]); the factor of
+/// Scott's rule for a normal sample is 1.06. Smaller factors, chosen with the benchmark
+/// (`docs/benchmarks.md`), concentrate the good density on the good trials: with 10 seeds × 4
+/// functions, `tpe` was best at 0.6 (0.4–1.06 tried), `multivariate-tpe` at 0.5 (0.5–1.6 tried).
+const UNIVARIATE_BANDWIDTH_FACTOR: f64 = 0.6;
+const MULTIVARIATE_BANDWIDTH_FACTOR: f64 = 0.5;
 
 /// Kernel widths are at least `1 / min(MAGIC_CLIP_MAX, kernels)` of the range (hyperopt's "magic
 /// clip"): without it a tight cluster gives kernels too narrow to ever leave it.
 const MAGIC_CLIP_MAX: f64 = 100.0;
 
-/// Rounds of Gaussian moves that polish the best candidate, and their sizes relative to the
-/// kernels' width.
-const POLISH_ROUNDS: usize = 8;
-fn knob(k: &str, d: f64) -> f64 { std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d) }
-const POLISH_SCALES: [f64; 3] = [1.0, 0.3, 0.1];
 
 /// Extra rounds of candidates when every candidate of a round is taken, before falling back.
 const EXTRA_CANDIDATE_ROUNDS: u64 = 4;
@@ -165,7 +180,6 @@ const MAX_FALLBACK_DRAWS: usize = 64;
 
 /// Random streams, each tagged by eight ASCII bytes.
 const CANDIDATE_STREAM: u64 = u64::from_le_bytes(*b"tpe-cand");
-const POLISH_STREAM: u64 = u64::from_le_bytes(*b"tpe-pols");
 const FALLBACK_STREAM: u64 = u64::from_le_bytes(*b"tpe-fall");
 
 /// The state's format version.
@@ -439,17 +453,10 @@ impl<'s> Model<'s> {
                 Parzen::new(vec![(1.0, vec![Kernel::categorical(&counts)])])
             }
             DimKind::Continuous | DimKind::Cell => {
-                let mus: Vec<f64> = group.iter().map(|(o, _)| o.unit[d]).collect();
-                let sigmas = if knob("TPE_SCOTT", 0.0) > 0.0 {
-                    let s = spread_bandwidth(group, d, 1.0);
-                    vec![s; mus.len()]
-                } else {
-                    neighbour_bandwidths(&mus)
-                };
+                let sigma = spread_bandwidth(group, d, 1, UNIVARIATE_BANDWIDTH_FACTOR);
                 let mut components: Vec<(f64, Vec<Kernel>)> = group
                     .iter()
-                    .zip(mus.iter().zip(sigmas))
-                    .map(|((_, w), (mu, sigma))| (*w, vec![Kernel::normal(*mu, sigma)]))
+                    .map(|(obs, w)| (*w, vec![Kernel::normal(obs.unit[d], sigma)]))
                     .collect();
                 components.push((prior_weight, vec![Kernel::normal(0.5, 1.0)]));
                 Parzen::new(components)
@@ -459,12 +466,10 @@ impl<'s> Model<'s> {
 
     /// The joint estimator: one component per trial over every dimension, and the prior.
     fn joint(&self, group: &[(&Observed, f64)], prior_weight: f64) -> Parzen {
-        let n = group.len().max(1) as f64;
-        let dims = self.kinds.len() as f64;
-        let min_sigma = 1.0 / MAGIC_CLIP_MAX.min(group.len() as f64 + 2.0);
-        let sigma = (knob("TPE_SIG0", MULTIVARIATE_SIGMA0) * n.powf(-1.0 / (dims + 4.0))).clamp(min_sigma, 1.0);
-        let scott = knob("TPE_MSCOTT", 0.0) > 0.0;
-        let sigmas: Vec<f64> = (0..self.kinds.len()).map(|d| if scott { spread_bandwidth(group, d, dims) } else { sigma }).collect();
+        let dims = self.kinds.len();
+        let sigmas: Vec<f64> = (0..dims)
+            .map(|d| spread_bandwidth(group, d, dims, MULTIVARIATE_BANDWIDTH_FACTOR))
+            .collect();
         let mut components: Vec<(f64, Vec<Kernel>)> = group
             .iter()
             .map(|(obs, w)| {
@@ -510,21 +515,22 @@ impl Density {
         match self {
             Density::Joint(p) => p.sample(rng),
             Density::Marginals(ps) => {
-                if knob("TPE_JOINT", 0.0) > 0.0 {
-                    // One trial for every dimension: the draw stays near a good point as a whole.
-                    let reference = ps.iter().max_by_key(|p| p.len());
-                    let i = reference.map_or(0, |p| p.pick(rng));
-                    ps.iter()
-                        .map(|p| {
-                            let v = if p.len() > 1 { p.sample_component(i, rng) } else { p.sample(rng) };
-                            v.first().copied().unwrap_or(0.5)
-                        })
-                        .collect()
-                } else {
-                    ps.iter()
-                        .map(|p| p.sample(rng).first().copied().unwrap_or(0.5))
-                        .collect()
-                }
+                // One trial (or the prior) for every dimension, so a draw lands near a good trial
+                // as a whole rather than mixing coordinates of different trials; the score below
+                // is still the univariate one. Every numeric marginal lists the same trials in
+                // the same order (then the prior); a categorical marginal is one histogram.
+                let reference = ps.iter().max_by_key(|p| p.len());
+                let i = reference.map_or(0, |p| p.pick(rng));
+                ps.iter()
+                    .map(|p| {
+                        let draw = if p.len() > 1 {
+                            p.sample_component(i, rng)
+                        } else {
+                            p.sample(rng)
+                        };
+                        draw.first().copied().unwrap_or(0.5)
+                    })
+                    .collect()
             }
         }
     }
@@ -542,36 +548,40 @@ impl Density {
     }
 }
 
-/// Scott-like width from the group's weighted spread in dimension `d`.
-fn spread_bandwidth(group: &[(&Observed, f64)], d: usize, dims: f64) -> f64 {
+/// The kernel width of dimension `d` for a group: `factor · spread · n^(−1/(dims+4))`, where
+/// `spread` is the weighted standard deviation of the group's unit coordinates in `d` (Scott's
+/// rule, with the factor of [`UNIVARIATE_BANDWIDTH_FACTOR`] / [`MULTIVARIATE_BANDWIDTH_FACTOR`]),
+/// clipped to `[1/min(100, n + 2), 1]` (hyperopt's "magic clip": `n` trials and the prior, plus
+/// one).
+///
+/// Why not hyperopt's and Optuna's rules: the univariate one (each kernel as wide as the distance
+/// to its farther neighbour, the prior's centre 0.5 among them) keeps the good density wide while
+/// the good trials are few and scattered, and Optuna's multivariate `0.2 · n^(−1/(d+4))` ignores
+/// how concentrated they already are. Following the spread lets the good density narrow as the
+/// good trials converge, which is where the benchmark's precision came from.
+fn spread_bandwidth(
+    group: &[(&Observed, f64)],
+    d: usize,
+    dims: usize,
+    factor: f64,
+) -> f64 {
     let n = group.len() as f64;
-    let wsum: f64 = group.iter().map(|(_, w)| w).sum::<f64>().max(1e-12);
-    let mean = group.iter().map(|(o, w)| w * o.unit[d]).sum::<f64>() / wsum;
-    let var = group.iter().map(|(o, w)| w * (o.unit[d] - mean).powi(2)).sum::<f64>() / wsum;
-    let min_sigma = knob("TPE_MINSIG", 0.0).max(1.0 / MAGIC_CLIP_MAX.min(n + 2.0) * knob("TPE_CLIPF", 1.0));
-    (knob("TPE_C", 1.06) * var.sqrt() * n.max(1.0).powf(-1.0 / (dims + 4.0))).clamp(min_sigma, 1.0)
-}
-
-/// Each kernel's width from its neighbours: the distance to the farther of the nearest centres
-/// on either side, with the prior's centre 0.5 among them and the ends of the range as the outer
-/// neighbours; clipped to `[1/min(100, n + 2), 1]` (`n` trials plus the prior, plus one).
-pub(crate) fn neighbour_bandwidths(mus: &[f64]) -> Vec<f64> {
-    let mut sorted: Vec<f64> = mus.iter().copied().chain([0.5]).collect();
-    sorted.sort_by(f64::total_cmp);
-    let min_sigma = 1.0 / MAGIC_CLIP_MAX.min(sorted.len() as f64 + 1.0);
-    mus.iter()
-        .map(|&mu| {
-            // The position of this centre among the sorted ones (any of equal values will do).
-            let i = sorted.partition_point(|&s| s < mu);
-            let left = if i == 0 { 0.0 } else { sorted[i - 1] };
-            let right = sorted
-                .get(i + 1..)
-                .and_then(|rest| rest.iter().copied().find(|&s| s > mu).or(rest.first().copied()))
-                .unwrap_or(1.0);
-            let sigma = knob("TPE_NBW", 1.0) * (mu - left).max(right - mu);
-            sigma.clamp(min_sigma, 1.0)
-        })
-        .collect()
+    let min_sigma = 1.0 / MAGIC_CLIP_MAX.min(n + 2.0);
+    let total: f64 = group.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return 1.0;
+    }
+    let mean = group.iter().map(|(o, w)| w * o.unit[d]).sum::<f64>() / total;
+    let variance = group
+        .iter()
+        .map(|(o, w)| w * (o.unit[d] - mean).powi(2))
+        .sum::<f64>()
+        / total;
+    let sigma = factor * variance.sqrt() * n.max(1.0).powf(-1.0 / (dims as f64 + 4.0));
+    if sigma.is_nan() {
+        return 1.0;
+    }
+    sigma.clamp(min_sigma, 1.0)
 }
 
 /// hyperopt's and Optuna's weights for `n` trials in creation order: all 1 up to 25 trials;
@@ -601,10 +611,10 @@ fn weighted<'o>(group: Vec<&'o Observed>) -> Vec<(&'o Observed, f64)> {
     group.into_iter().zip(w).collect()
 }
 
-/// A candidate: its valid point, the model's coordinates and score parts.
+/// A candidate: its valid point and its score's parts (one per dimension for `tpe`, one for
+/// `multivariate-tpe`).
 struct Candidate {
     point: Point,
-    unit: Vec<f64>,
     parts: Vec<f64>,
 }
 
@@ -650,9 +660,11 @@ impl TpeEngine {
                 let counter = draw.wrapping_mul(EXTRA_CANDIDATE_ROUNDS + 1).wrapping_add(round);
                 let mut ranked = self.candidates(model, &l, &g, request.seed, counter);
                 ranked.sort_by(|a, b| b.score().total_cmp(&a.score()));
-                if let Some(best) = ranked.iter().position(|c| !call.taken.has_key(&space.point_key(&c.point))) {
-                    let polished = self.polish(model, &l, &g, &ranked[best], call, request.seed, counter);
-                    chosen = Some(polished.unwrap_or_else(|| ranked[best].point.clone()));
+                if let Some(best) = ranked
+                    .into_iter()
+                    .find(|c| !call.taken.has_key(&space.point_key(&c.point)))
+                {
+                    chosen = Some(best.point);
                     break;
                 }
             }
@@ -673,8 +685,7 @@ impl TpeEngine {
         }
     }
 
-    /// Candidates drawn from `l`, scored by `log l − log g`; for the univariate model also the
-    /// candidate made of each dimension's best draw.
+    /// Candidates drawn from `l`, scored by `log l − log g`.
     fn candidates(
         &self,
         model: &Model<'_>,
@@ -685,66 +696,12 @@ impl TpeEngine {
     ) -> Vec<Candidate> {
         let mut rng = stream_rng(seed, CANDIDATE_STREAM, counter);
         let count = self.settings.n_ei_candidates.max(1);
-        let mut out: Vec<Candidate> = (0..count)
+        (0..count)
             .map(|_| {
                 let unit = l.sample(&mut rng);
                 score(model, l, g, unit)
             })
-            .collect();
-        if !model.multivariate && model.kinds.len() > 1 && knob("TPE_COMBO", 1.0) > 0.0 {
-            // The score is a sum over dimensions: the best draw of each dimension together.
-            let unit: Vec<f64> = (0..model.kinds.len())
-                .map(|d| {
-                    out.iter()
-                        .max_by(|a, b| a.parts[d].total_cmp(&b.parts[d]))
-                        .map_or(0.5, |c| c.unit[d])
-                })
-                .collect();
-            out.push(score(model, l, g, unit));
-        }
-        out
-    }
-
-    /// Gaussian moves around `start` that raise the score, for continuous and quantised
-    /// dimensions; `None` when nothing untaken improved on it.
-    #[allow(clippy::too_many_arguments)]
-    fn polish(
-        &self,
-        model: &Model<'_>,
-        l: &Density,
-        g: &Density,
-        start: &Candidate,
-        call: &Call<'_, '_>,
-        seed: u64,
-        counter: u64,
-    ) -> Option<Point> {
-        let space = model.space;
-        let mut rng = stream_rng(seed, POLISH_STREAM, counter);
-        let n = call.request.history.len().max(1) as f64;
-        let width = MULTIVARIATE_SIGMA0 * n.powf(-1.0 / (model.kinds.len() as f64 + 4.0));
-        let mut best_unit = start.unit.clone();
-        let mut best_score = start.score();
-        let mut improved = None;
-        for round in 0..(knob("TPE_POLISH", POLISH_ROUNDS as f64) as usize) {
-            let scale = width * POLISH_SCALES[round % POLISH_SCALES.len()];
-            let moved: Vec<f64> = best_unit
-                .iter()
-                .zip(&model.kinds)
-                .map(|(&u, kind)| match kind {
-                    DimKind::Categorical(_) => u,
-                    _ => (u + scale * gaussian(&mut rng)).clamp(0.0, 1.0),
-                })
-                .collect();
-            let candidate = score(model, l, g, moved);
-            if candidate.score() > best_score
-                && !call.taken.has_key(&space.point_key(&candidate.point))
-            {
-                best_score = candidate.score();
-                best_unit = candidate.unit;
-                improved = Some(candidate.point);
-            }
-        }
-        improved
+            .collect()
     }
 }
 
@@ -760,18 +717,7 @@ fn score(model: &Model<'_>, l: &Density, g: &Density, unit: Vec<f64>) -> Candida
         .zip(g.log_parts(&coords))
         .map(|(a, b)| a - b)
         .collect();
-    Candidate {
-        point,
-        unit: snapped,
-        parts,
-    }
-}
-
-/// A standard normal draw (Box–Muller).
-fn gaussian(rng: &mut impl rand::Rng) -> f64 {
-    let u1 = 1.0 - unit_f64(rng);
-    let u2 = unit_f64(rng);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    Candidate { point, parts }
 }
 
 /// A point no candidate offered, marked taken: an untaken point of a finite space, or a random
