@@ -18,9 +18,9 @@ mod sobol_directions;
 pub mod space;
 mod taken;
 pub mod test_functions;
-pub mod tpe;
 #[cfg(test)]
 mod test_support;
+pub mod tpe;
 
 pub use engine::{CompletedTrial, Engine, EngineError, SuggestRequest, Suggestions};
 pub use space::{Distribution, Domain, Parameter, Point, SearchSpace, SpaceError, Value};

@@ -706,7 +706,8 @@ mod tests {
         }
         let e = err("tpe", &[("n_candidates", "5")]);
         assert!(
-            e.to_string().contains("gamma, prior_weight, n_EI_candidates")
+            e.to_string()
+                .contains("gamma, prior_weight, n_EI_candidates")
                 && e.to_string().contains("n_startup_trials, n_ei_candidates"),
             "{e}"
         );

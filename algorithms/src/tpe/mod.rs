@@ -171,7 +171,6 @@ const MULTIVARIATE_BANDWIDTH_FACTOR: f64 = 0.5;
 /// clip"): without it a tight cluster gives kernels too narrow to ever leave it.
 const MAGIC_CLIP_MAX: f64 = 100.0;
 
-
 /// Extra rounds of candidates when every candidate of a round is taken, before falling back.
 const EXTRA_CANDIDATE_ROUNDS: u64 = 4;
 
@@ -559,12 +558,7 @@ impl Density {
 /// the good trials are few and scattered, and Optuna's multivariate `0.2 · n^(−1/(d+4))` ignores
 /// how concentrated they already are. Following the spread lets the good density narrow as the
 /// good trials converge, which is where the benchmark's precision came from.
-fn spread_bandwidth(
-    group: &[(&Observed, f64)],
-    d: usize,
-    dims: usize,
-    factor: f64,
-) -> f64 {
+fn spread_bandwidth(group: &[(&Observed, f64)], d: usize, dims: usize, factor: f64) -> f64 {
     let n = group.len() as f64;
     let min_sigma = 1.0 / MAGIC_CLIP_MAX.min(n + 2.0);
     let total: f64 = group.iter().map(|(_, w)| w).sum();
@@ -634,12 +628,20 @@ impl TpeEngine {
         let n_below = self.settings.gamma.n_below(n);
         // Sorted by loss, ties by creation order; the good group is the first `n_below`.
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| observed[a].loss.total_cmp(&observed[b].loss).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            observed[a]
+                .loss
+                .total_cmp(&observed[b].loss)
+                .then(a.cmp(&b))
+        });
         let mut is_below = vec![false; n];
         for &i in &order[..n_below] {
             is_below[i] = true;
         }
-        let below: Vec<&Observed> = (0..n).filter(|&i| is_below[i]).map(|i| &observed[i]).collect();
+        let below: Vec<&Observed> = (0..n)
+            .filter(|&i| is_below[i])
+            .map(|i| &observed[i])
+            .collect();
         let mut above: Vec<Observed> = (0..n)
             .filter(|&i| !is_below[i])
             .map(|i| observed[i].clone())
@@ -657,7 +659,9 @@ impl TpeEngine {
             let draw = trials_so_far(request).wrapping_add(call.points.len() as u64);
             let mut chosen = None;
             for round in 0..=EXTRA_CANDIDATE_ROUNDS {
-                let counter = draw.wrapping_mul(EXTRA_CANDIDATE_ROUNDS + 1).wrapping_add(round);
+                let counter = draw
+                    .wrapping_mul(EXTRA_CANDIDATE_ROUNDS + 1)
+                    .wrapping_add(round);
                 let mut ranked = self.candidates(model, &l, &g, request.seed, counter);
                 ranked.sort_by(|a, b| b.score().total_cmp(&a.score()));
                 if let Some(best) = ranked

@@ -59,7 +59,10 @@ fn mixed() -> SearchSpace {
         ("lr", double(1e-5, 1e-1, None, Distribution::LogUniform)),
         ("momentum", double(0.5, 0.99, None, Distribution::Normal)),
         ("wd", double(1e-6, 1e-2, None, Distribution::LogNormal)),
-        ("dropout", double(0.0, 0.5, Some(0.05), Distribution::Uniform)),
+        (
+            "dropout",
+            double(0.0, 0.5, Some(0.05), Distribution::Uniform),
+        ),
         (
             "layers",
             Domain::Int {
@@ -99,7 +102,8 @@ fn run(
                 loss: Some(loss),
             });
         }
-        let saved: Json = serde_json::from_slice(&serde_json::to_vec(&answer.state).unwrap()).unwrap();
+        let saved: Json =
+            serde_json::from_slice(&serde_json::to_vec(&answer.state).unwrap()).unwrap();
         states.push(saved.clone());
         state = Some(saved);
     }
@@ -158,7 +162,10 @@ fn bandwidths_come_from_the_neighbours_by_hand() {
     }
     // Clipped from below to 1/min(100, n + 2): two equal centres are not zero-width.
     let sigmas = neighbour_bandwidths(&[0.5, 0.5]);
-    assert!(sigmas.iter().all(|&s| (s - 0.5).abs() < 1e-12), "{sigmas:?}");
+    assert!(
+        sigmas.iter().all(|&s| (s - 0.5).abs() < 1e-12),
+        "{sigmas:?}"
+    );
     let tight: Vec<f64> = (0..200).map(|i| 0.3 + 1e-6 * f64::from(i)).collect();
     assert!(neighbour_bandwidths(&tight).iter().all(|&s| s >= 0.01));
 }
@@ -179,10 +186,12 @@ fn the_univariate_density_of_one_dimension_by_hand() {
         pdf / (z((1.0 - mu) / sigma) - z(-mu / sigma))
     };
     let x = 0.4;
-    let by_hand =
-        (truncated(x, 0.2, 0.3) + truncated(x, 0.6, 0.4) + truncated(x, 0.5, 1.0)) / 3.0;
+    let by_hand = (truncated(x, 0.2, 0.3) + truncated(x, 0.6, 0.4) + truncated(x, 0.5, 1.0)) / 3.0;
     let got = parzen.log_density(&[Coord::Real(x)]).exp();
-    assert!((got - by_hand).abs() < 1e-12 * by_hand, "{got} vs {by_hand}");
+    assert!(
+        (got - by_hand).abs() < 1e-12 * by_hand,
+        "{got} vs {by_hand}"
+    );
 
     // A categorical parameter: counts plus the prior spread evenly, (w_c + 1/3) / (2 + 1).
     let space = crate::test_support::space(vec![("c", choices(&["a", "b", "c"]))]);
@@ -221,7 +230,11 @@ fn suggestions_are_valid_distinct_and_new_for_both_variants() {
         let (history, _) = run(&engine, &space, 4, 5);
         assert_eq!(history.len(), 20);
         let points: Vec<Point> = history.iter().map(|t| t.point.clone()).collect();
-        assert!(points.iter().all(|p| space.contains(p)), "{}", engine.name());
+        assert!(
+            points.iter().all(|p| space.contains(p)),
+            "{}",
+            engine.name()
+        );
         assert_eq!(distinct_keys(&space, &points), 20, "{}", engine.name());
         // A model batch with running trials: distinct from each other, history and pending.
         let pending = points[..3].to_vec();
@@ -291,7 +304,13 @@ fn small_finite_spaces_are_covered_exactly_once() {
         }
         // And with losses, through the model.
         let (history, _) = run(&engine, &small, 6, 1);
-        assert_eq!(distinct_keys(&small, &history.iter().map(|t| t.point.clone()).collect::<Vec<_>>()), 6);
+        assert_eq!(
+            distinct_keys(
+                &small,
+                &history.iter().map(|t| t.point.clone()).collect::<Vec<_>>()
+            ),
+            6
+        );
         let after = ask(&engine, &small, &history, &[], 2, None);
         assert!(after.points.is_empty() && after.exhausted);
     }
@@ -329,7 +348,10 @@ fn foreign_states_are_refused_and_null_is_none() {
     for (engine, state) in [
         (&multi, first.state.clone()),
         (&tpe, json!({ "index": 3 })),
-        (&tpe, json!({ "engine": "tpe", "version": 1, "sobol_index": "x" })),
+        (
+            &tpe,
+            json!({ "engine": "tpe", "version": 1, "sobol_index": "x" }),
+        ),
     ] {
         let result = engine.suggest(&SuggestRequest {
             space: &square,
@@ -367,7 +389,11 @@ fn degenerate_inputs_do_not_panic() {
             loss: Some(-1.0),
         });
         odd.push(CompletedTrial {
-            point: vec![Value::Double(f64::NAN), Value::Int(3), Value::Double(f64::NAN)],
+            point: vec![
+                Value::Double(f64::NAN),
+                Value::Int(3),
+                Value::Double(f64::NAN),
+            ],
             loss: Some(-5.0),
         });
         let answer = ask(&engine, &constant, &odd, &[], 2, None);
@@ -409,25 +435,39 @@ fn distribution() -> impl Strategy<Value = Distribution> {
 
 fn any_domain() -> impl Strategy<Value = Domain> {
     prop_oneof![
-        (0.01f64..100.0, 0.0f64..100.0, prop::option::of(1u32..50), distribution()).prop_map(
-            |(min, width, steps, distribution)| {
-                let step = steps.map(|n| if width > 0.0 { width / f64::from(n) } else { 1.0 });
+        (
+            0.01f64..100.0,
+            0.0f64..100.0,
+            prop::option::of(1u32..50),
+            distribution()
+        )
+            .prop_map(|(min, width, steps, distribution)| {
+                let step = steps.map(|n| {
+                    if width > 0.0 {
+                        width / f64::from(n)
+                    } else {
+                        1.0
+                    }
+                });
                 Domain::Double {
                     min,
                     max: min + width,
                     step,
                     distribution,
                 }
-            }
-        ),
-        (1i64..100, 0i64..300, prop::option::of(1i64..10), distribution()).prop_map(
-            |(min, width, step, distribution)| Domain::Int {
+            }),
+        (
+            1i64..100,
+            0i64..300,
+            prop::option::of(1i64..10),
+            distribution()
+        )
+            .prop_map(|(min, width, step, distribution)| Domain::Int {
                 min,
                 max: min + width,
                 step: step.map(|s| s.min(width.max(1))),
                 distribution,
-            }
-        ),
+            }),
         prop::collection::btree_set(-50i32..50, 1..5).prop_map(|set| Domain::Discrete {
             values: set.iter().map(|v| f64::from(*v)).collect(),
             labels: set.iter().map(|v| v.to_string()).collect(),
