@@ -260,8 +260,8 @@ pub fn bayesopt_settings(
 /// * Optuna's (Katib's `multivariate-tpe` runs Optuna): `n_startup_trials` (0 to 100,000),
 ///   `n_ei_candidates` (1 to 10,000), `random_state`, and `constant_liar` (`true`/`false`).
 ///
-/// Unset settings take Sextant's defaults ([`TpeSettings::default`]: 10 start-up trials, 64
-/// candidates, Optuna's good share `min(ceil(0.1·n), 25)`, the constant liar on), whichever
+/// Unset settings take Sextant's defaults ([`TpeSettings::default`]: 10 start-up trials, 24
+/// candidates, a good share of `min(ceil(0.25·n), 25)`, the constant liar on), whichever
 /// spelling the others use. The two spellings may be mixed, each name keeping its meaning, but one
 /// quantity may be set only once: `n_EI_candidates` with `n_ei_candidates`, or `n_startup_jobs`
 /// with `n_startup_trials`, is refused as ambiguous.
@@ -672,8 +672,8 @@ mod tests {
             let (defaults, seed) = tpe_settings(algorithm, &[]).unwrap();
             assert_eq!(defaults, TpeSettings::default());
             assert_eq!(seed, None);
-            // Optuna's (and Sextant's default) split: min(ceil(0.1·n), 25).
-            assert_eq!(defaults.gamma.n_below(100), 10);
+            // Sextant's default split: min(ceil(0.25·n), 25).
+            assert_eq!(defaults.gamma.n_below(40), 10);
             assert_eq!(defaults.gamma.n_below(1000), 25);
             assert_eq!(defaults.gamma.n_below(3), 1);
             let configured = configure(algorithm, &settings(&[("random_state", "1")])).unwrap();

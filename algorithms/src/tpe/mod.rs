@@ -600,7 +600,7 @@ pub fn forgetting_weights(n: usize) -> Vec<f64> {
 }
 
 /// Each observation of `group` (in creation order) with its forgetting weight.
-fn weighted<'o>(group: Vec<&'o Observed>) -> Vec<(&'o Observed, f64)> {
+fn weighted(group: Vec<&Observed>) -> Vec<(&Observed, f64)> {
     let w = forgetting_weights(group.len());
     group.into_iter().zip(w).collect()
 }

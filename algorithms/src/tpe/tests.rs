@@ -112,8 +112,17 @@ fn run(
 
 #[test]
 fn the_split_follows_each_gamma_rule() {
-    // Optuna's default (Sextant's): min(ceil(0.1·n), 25), at least 1.
-    let optuna = DEFAULT_GAMMA;
+    // Sextant's default: min(ceil(0.25·n), 25), at least 1.
+    assert_eq!(DEFAULT_GAMMA.n_below(1), 1);
+    assert_eq!(DEFAULT_GAMMA.n_below(10), 3);
+    assert_eq!(DEFAULT_GAMMA.n_below(50), 13);
+    assert_eq!(DEFAULT_GAMMA.n_below(100), 25);
+    assert_eq!(DEFAULT_GAMMA.n_below(1000), 25);
+    // Optuna's default: min(ceil(0.1·n), 25).
+    let optuna = GammaRule::Fraction {
+        fraction: 0.1,
+        cap: LINEAR_FORGETTING,
+    };
     assert_eq!(optuna.n_below(0), 0);
     assert_eq!(optuna.n_below(1), 1);
     assert_eq!(optuna.n_below(10), 1);
@@ -151,29 +160,55 @@ fn old_trials_are_forgotten_linearly() {
 }
 
 #[test]
-fn bandwidths_come_from_the_neighbours_by_hand() {
-    // Centres 0.1, 0.2, 0.9 and the prior's 0.5; ends 0 and 1. Sorted: 0.1, 0.2, 0.5, 0.9.
-    // 0.1: max(0.1 − 0, 0.2 − 0.1) = 0.1, raised to the clip 1/min(100, 3 + 2) = 0.2;
-    // 0.2: max(0.1, 0.3) = 0.3; 0.9: max(0.4, 0.1) = 0.4.
-    let sigmas = neighbour_bandwidths(&[0.1, 0.2, 0.9]);
-    let expected = [0.2, 0.3, 0.4];
-    for (s, e) in sigmas.iter().zip(expected) {
-        assert!((s - e).abs() < 1e-12, "{sigmas:?}");
-    }
-    // Clipped from below to 1/min(100, n + 2): two equal centres are not zero-width.
-    let sigmas = neighbour_bandwidths(&[0.5, 0.5]);
-    assert!(
-        sigmas.iter().all(|&s| (s - 0.5).abs() < 1e-12),
-        "{sigmas:?}"
+fn bandwidths_follow_the_groups_spread_by_hand() {
+    let line = space(vec![
+        ("x", uniform_double(0.0, 1.0)),
+        ("y", uniform_double(0.0, 1.0)),
+    ]);
+    let model = Model::new(&line, true);
+    // Ten trials at x = 0.05, 0.15, ..., 0.95 (y = 0.5): mean 0.5, variance 0.0825.
+    let observed: Vec<Observed> = (0..10)
+        .map(|k| {
+            let x = 0.05 + 0.1 * f64::from(k);
+            model
+                .observe(&vec![Value::Double(x), Value::Double(0.5)], 0.0)
+                .unwrap()
+        })
+        .collect();
+    let group: Vec<(&Observed, f64)> = observed.iter().map(|o| (o, 1.0)).collect();
+    // Univariate (d = 1): 0.6 · √0.0825 · 10^(−1/5) = 0.10874.
+    let by_hand = 0.6 * 0.0825f64.sqrt() * 10f64.powf(-0.2);
+    assert!((by_hand - 0.108_737).abs() < 1e-6);
+    let sigma = spread_bandwidth(&group, 0, 1, UNIVARIATE_BANDWIDTH_FACTOR);
+    assert!((sigma - by_hand).abs() < 1e-12, "{sigma} vs {by_hand}");
+    // Joint (d = 2): 0.5 · √0.0825 · 10^(−1/6).
+    let sigma = spread_bandwidth(&group, 0, 2, MULTIVARIATE_BANDWIDTH_FACTOR);
+    let by_hand = 0.5 * 0.0825f64.sqrt() * 10f64.powf(-1.0 / 6.0);
+    assert!((sigma - by_hand).abs() < 1e-12, "{sigma} vs {by_hand}");
+    // No spread (every y is 0.5): the clip 1/min(100, n + 2) = 1/12.
+    let sigma = spread_bandwidth(&group, 1, 2, MULTIVARIATE_BANDWIDTH_FACTOR);
+    assert!((sigma - 1.0 / 12.0).abs() < 1e-12, "{sigma}");
+    // Weights count: the same points with the first five weighing 0 spread only over the last five
+    // (mean 0.75, variance 0.02), with the clip still 1/12: 0.6 · √0.02 · 10^(−1/5) = 0.0535 → 1/12.
+    let weighted: Vec<(&Observed, f64)> = observed
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o, if i < 5 { 0.0 } else { 1.0 }))
+        .collect();
+    let sigma = spread_bandwidth(&weighted, 0, 1, UNIVARIATE_BANDWIDTH_FACTOR);
+    assert!((sigma - 1.0 / 12.0).abs() < 1e-12, "{sigma}");
+    // An empty group has only the prior: no width to compute, 1.
+    assert_eq!(
+        spread_bandwidth(&[], 0, 1, UNIVARIATE_BANDWIDTH_FACTOR),
+        1.0
     );
-    let tight: Vec<f64> = (0..200).map(|i| 0.3 + 1e-6 * f64::from(i)).collect();
-    assert!(neighbour_bandwidths(&tight).iter().all(|&s| s >= 0.01));
 }
 
 #[test]
 fn the_univariate_density_of_one_dimension_by_hand() {
-    // One continuous parameter, good group {0.2, 0.6} (weights 1), prior weight 1:
-    // widths from neighbours (sorted 0.2, 0.5, 0.6): 0.2 → max(0.2, 0.3) = 0.3; 0.6 → max(0.1, 0.4) = 0.4.
+    // One continuous parameter, good group {0.2, 0.6} (weights 1), prior weight 1. Width:
+    // 0.6 · sd 0.2 · 2^(−1/5) = 0.104, raised to the clip 1/min(100, 2 + 2) = 0.25.
+    // l(x) = [T(x; 0.2, 0.25) + T(x; 0.6, 0.25) + T(x; 0.5, 1)] / 3, T a normal truncated to [0, 1].
     let space = space(vec![("x", uniform_double(0.0, 1.0))]);
     let model = Model::new(&space, false);
     let a = model.observe(&vec![Value::Double(0.2)], 1.0).unwrap();
@@ -186,7 +221,12 @@ fn the_univariate_density_of_one_dimension_by_hand() {
         pdf / (z((1.0 - mu) / sigma) - z(-mu / sigma))
     };
     let x = 0.4;
-    let by_hand = (truncated(x, 0.2, 0.3) + truncated(x, 0.6, 0.4) + truncated(x, 0.5, 1.0)) / 3.0;
+    let by_hand =
+        (truncated(x, 0.2, 0.25) + truncated(x, 0.6, 0.25) + truncated(x, 0.5, 1.0)) / 3.0;
+    // From tables: T(0.4; 0.2, 0.25) = 1.1588 / 0.7875 = 1.4715; T(0.4; 0.6, 0.25) = 1.1588 / 0.9370
+    // = 1.2367 (the same pdf, more of it truncated); T(0.4; 0.5, 1) = 0.3970 / 0.3829 = 1.0366:
+    // l(0.4) = 1.2483.
+    assert!((by_hand - 1.2483).abs() < 1e-4, "{by_hand}");
     let got = parzen.log_density(&[Coord::Real(x)]).exp();
     assert!(
         (got - by_hand).abs() < 1e-12 * by_hand,
