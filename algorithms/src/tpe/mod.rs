@@ -453,9 +453,13 @@ impl<'s> Model<'s> {
             }
             DimKind::Continuous | DimKind::Cell => {
                 let sigma = spread_bandwidth(group, d, 1, UNIVARIATE_BANDWIDTH_FACTOR);
+                let ln_sigma = sigma.ln();
                 let mut components: Vec<(f64, Vec<Kernel>)> = group
                     .iter()
-                    .map(|(obs, w)| (*w, vec![Kernel::normal(obs.unit[d], sigma)]))
+                    .map(|(obs, w)| {
+                        let kernel = Kernel::normal_with_ln_sigma(obs.unit[d], sigma, ln_sigma);
+                        (*w, vec![kernel])
+                    })
                     .collect();
                 components.push((prior_weight, vec![Kernel::normal(0.5, 1.0)]));
                 Parzen::new(components)
@@ -469,6 +473,7 @@ impl<'s> Model<'s> {
         let sigmas: Vec<f64> = (0..dims)
             .map(|d| spread_bandwidth(group, d, dims, MULTIVARIATE_BANDWIDTH_FACTOR))
             .collect();
+        let ln_sigmas: Vec<f64> = sigmas.iter().map(|s| s.ln()).collect();
         let mut components: Vec<(f64, Vec<Kernel>)> = group
             .iter()
             .map(|(obs, w)| {
@@ -484,7 +489,7 @@ impl<'s> Model<'s> {
                             p[c.min(k - 1)] += 1.0;
                             Kernel::categorical(&p)
                         }
-                        _ => Kernel::normal(obs.unit[d], sigmas[d]),
+                        _ => Kernel::normal_with_ln_sigma(obs.unit[d], sigmas[d], ln_sigmas[d]),
                     })
                     .collect();
                 (*w, kernels)
