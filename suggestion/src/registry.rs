@@ -260,8 +260,9 @@ pub fn bayesopt_settings(
 /// * Optuna's (Katib's `multivariate-tpe` runs Optuna): `n_startup_trials` (0 to 100,000),
 ///   `n_ei_candidates` (1 to 10,000), `random_state`, and `constant_liar` (`true`/`false`).
 ///
-/// Unset settings take Sextant's defaults ([`TpeSettings::default`]: 10 start-up trials, 24
-/// candidates, a good share of `min(ceil(0.25·n), 25)`, the constant liar on), whichever
+/// Unset settings take Sextant's defaults ([`TpeSettings::defaults_for`]: 5 start-up trials for
+/// `tpe` and 10 for `multivariate-tpe`, 24 candidates, a good share of `min(ceil(0.2·n), 25)` /
+/// `min(ceil(0.25·n), 25)`, the constant liar on), whichever
 /// spelling the others use. The two spellings may be mixed, each name keeping its meaning, but one
 /// quantity may be set only once: `n_EI_candidates` with `n_ei_candidates`, or `n_startup_jobs`
 /// with `n_startup_trials`, is refused as ambiguous.
@@ -282,7 +283,7 @@ pub fn tpe_settings(
         value: value.to_string(),
         message: message.to_string(),
     };
-    let mut parsed = TpeSettings::default();
+    let mut parsed = TpeSettings::defaults_for(multivariate);
     let mut seed = None;
     let mut candidates_by: Option<&str> = None;
     let mut startup_by: Option<&str> = None;
@@ -373,7 +374,7 @@ pub fn tpe_settings(
                             value,
                             &format!(
                                 "expected an integer from 0 to {MAX_INITIAL_POINTS} (default {})",
-                                sextant_algorithms::tpe::DEFAULT_STARTUP_TRIALS
+                                TpeSettings::defaults_for(multivariate).n_startup_trials
                             ),
                         )
                     })?;
@@ -670,10 +671,14 @@ mod tests {
             assert!(!parsed.constant_liar);
             assert_eq!(seed, Some(9));
             let (defaults, seed) = tpe_settings(algorithm, &[]).unwrap();
-            assert_eq!(defaults, TpeSettings::default());
+            assert_eq!(
+                defaults,
+                TpeSettings::defaults_for(algorithm == "multivariate-tpe")
+            );
             assert_eq!(seed, None);
-            // Sextant's default split: min(ceil(0.25·n), 25).
-            assert_eq!(defaults.gamma.n_below(40), 10);
+            // Sextant's default split: min(ceil(0.2·n), 25) for tpe, 0.25·n for the other.
+            let share = if algorithm == "tpe" { 8 } else { 10 };
+            assert_eq!(defaults.gamma.n_below(40), share);
             assert_eq!(defaults.gamma.n_below(1000), 25);
             assert_eq!(defaults.gamma.n_below(3), 1);
             let configured = configure(algorithm, &settings(&[("random_state", "1")])).unwrap();

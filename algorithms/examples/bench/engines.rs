@@ -65,7 +65,7 @@ impl EngineChoice {
             }
             EngineChoice::Tpe => Box::new(TpeEngine::new(TpeSettings::default())),
             EngineChoice::MultivariateTpe => {
-                Box::new(TpeEngine::multivariate(TpeSettings::default()))
+                Box::new(TpeEngine::multivariate(TpeSettings::multivariate_default()))
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::test_support::{SEED, choices, distinct_keys, drain, int_range, space,
 fn both() -> [TpeEngine; 2] {
     [
         TpeEngine::new(TpeSettings::default()),
-        TpeEngine::multivariate(TpeSettings::default()),
+        TpeEngine::multivariate(TpeSettings::multivariate_default()),
     ]
 }
 
@@ -112,12 +112,15 @@ fn run(
 
 #[test]
 fn the_split_follows_each_gamma_rule() {
-    // Sextant's default: min(ceil(0.25·n), 25), at least 1.
+    // Sextant's defaults: min(ceil(0.2·n), 25) for tpe, min(ceil(0.25·n), 25) for
+    // multivariate-tpe, at least 1.
     assert_eq!(DEFAULT_GAMMA.n_below(1), 1);
-    assert_eq!(DEFAULT_GAMMA.n_below(10), 3);
-    assert_eq!(DEFAULT_GAMMA.n_below(50), 13);
-    assert_eq!(DEFAULT_GAMMA.n_below(100), 25);
-    assert_eq!(DEFAULT_GAMMA.n_below(1000), 25);
+    assert_eq!(DEFAULT_GAMMA.n_below(10), 2);
+    assert_eq!(DEFAULT_GAMMA.n_below(51), 11);
+    assert_eq!(DEFAULT_GAMMA.n_below(200), 25);
+    assert_eq!(MULTIVARIATE_DEFAULT_GAMMA.n_below(10), 3);
+    assert_eq!(MULTIVARIATE_DEFAULT_GAMMA.n_below(50), 13);
+    assert_eq!(MULTIVARIATE_DEFAULT_GAMMA.n_below(1000), 25);
     // Optuna's default: min(ceil(0.1·n), 25).
     let optuna = GammaRule::Fraction {
         fraction: 0.1,
@@ -373,7 +376,7 @@ fn a_restart_with_the_saved_state_answers_exactly_as_continuing() {
         // The state holds the start-up design's next index and round-trips through serde.
         let saved: SavedState = serde_json::from_value(states[7].clone()).unwrap();
         assert_eq!(saved.engine, engine.name());
-        assert_eq!(saved.sobol_index, 10);
+        assert_eq!(saved.sobol_index, engine.settings().n_startup_trials as u64);
         assert_eq!(serde_json::to_value(&saved).unwrap(), states[7]);
     }
 }
@@ -382,7 +385,7 @@ fn a_restart_with_the_saved_state_answers_exactly_as_continuing() {
 fn foreign_states_are_refused_and_null_is_none() {
     let square = crate::test_support::unit_square();
     let tpe = TpeEngine::new(TpeSettings::default());
-    let multi = TpeEngine::multivariate(TpeSettings::default());
+    let multi = TpeEngine::multivariate(TpeSettings::multivariate_default());
     let first = ask(&tpe, &square, &[], &[], 2, None);
     // The state of the other variant, or of another engine, is refused.
     for (engine, state) in [
@@ -537,7 +540,7 @@ proptest! {
         )
         .unwrap();
         let engine = if multivariate {
-            TpeEngine::multivariate(TpeSettings::default())
+            TpeEngine::multivariate(TpeSettings::multivariate_default())
         } else {
             TpeEngine::new(TpeSettings::default())
         };
