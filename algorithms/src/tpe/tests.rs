@@ -148,6 +148,18 @@ fn the_split_follows_each_gamma_rule() {
 }
 
 #[test]
+fn better_good_trials_weigh_more() {
+    // 1 − 0.9·r/5 for r = 0..5.
+    let w = rank_weights(5);
+    let by_hand = [1.0, 0.82, 0.64, 0.46, 0.28];
+    for (a, b) in w.iter().zip(by_hand) {
+        assert!((a - b).abs() < 1e-12, "{w:?}");
+    }
+    assert_eq!(rank_weights(1), vec![1.0]);
+    assert!(rank_weights(0).is_empty());
+}
+
+#[test]
 fn old_trials_are_forgotten_linearly() {
     assert_eq!(forgetting_weights(3), vec![1.0; 3]);
     assert_eq!(forgetting_weights(25), vec![1.0; 25]);
