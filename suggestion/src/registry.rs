@@ -261,8 +261,8 @@ pub fn bayesopt_settings(
 ///   `n_ei_candidates` (1 to 10,000), `random_state`, and `constant_liar` (`true`/`false`).
 ///
 /// Unset settings take Sextant's defaults ([`TpeSettings::defaults_for`]: 5 start-up trials for
-/// `tpe` and 10 for `multivariate-tpe`, 24 candidates, a good share of `min(ceil(0.2·n), 25)` /
-/// `min(ceil(0.25·n), 25)`, the constant liar on), whichever
+/// `tpe` and 10 for `multivariate-tpe`, 24 candidates, a good share of `min(ceil(0.25·n), 25)`,
+/// the constant liar on), whichever
 /// spelling the others use. The two spellings may be mixed, each name keeping its meaning, but one
 /// quantity may be set only once: `n_EI_candidates` with `n_ei_candidates`, or `n_startup_jobs`
 /// with `n_startup_trials`, is refused as ambiguous.
@@ -676,9 +676,8 @@ mod tests {
                 TpeSettings::defaults_for(algorithm == "multivariate-tpe")
             );
             assert_eq!(seed, None);
-            // Sextant's default split: min(ceil(0.2·n), 25) for tpe, 0.25·n for the other.
-            let share = if algorithm == "tpe" { 8 } else { 10 };
-            assert_eq!(defaults.gamma.n_below(40), share);
+            // Sextant's default split: min(ceil(0.25·n), 25).
+            assert_eq!(defaults.gamma.n_below(40), 10);
             assert_eq!(defaults.gamma.n_below(1000), 25);
             assert_eq!(defaults.gamma.n_below(3), 1);
             let configured = configure(algorithm, &settings(&[("random_state", "1")])).unwrap();

@@ -112,15 +112,11 @@ fn run(
 
 #[test]
 fn the_split_follows_each_gamma_rule() {
-    // Sextant's defaults: min(ceil(0.2·n), 25) for tpe, min(ceil(0.25·n), 25) for
-    // multivariate-tpe, at least 1.
+    // Sextant's default: min(ceil(0.25·n), 25), at least 1.
     assert_eq!(DEFAULT_GAMMA.n_below(1), 1);
-    assert_eq!(DEFAULT_GAMMA.n_below(10), 2);
-    assert_eq!(DEFAULT_GAMMA.n_below(51), 11);
-    assert_eq!(DEFAULT_GAMMA.n_below(200), 25);
-    assert_eq!(MULTIVARIATE_DEFAULT_GAMMA.n_below(10), 3);
-    assert_eq!(MULTIVARIATE_DEFAULT_GAMMA.n_below(50), 13);
-    assert_eq!(MULTIVARIATE_DEFAULT_GAMMA.n_below(1000), 25);
+    assert_eq!(DEFAULT_GAMMA.n_below(10), 3);
+    assert_eq!(DEFAULT_GAMMA.n_below(50), 13);
+    assert_eq!(DEFAULT_GAMMA.n_below(1000), 25);
     // Optuna's default: min(ceil(0.1·n), 25).
     let optuna = GammaRule::Fraction {
         fraction: 0.1,
