@@ -484,15 +484,14 @@ impl<'s> Model<'s> {
             DimKind::Continuous | DimKind::Cell => {
                 let sigma = spread_bandwidth(group, d, 1, UNIVARIATE_BANDWIDTH_FACTOR);
                 let ln_sigma = sigma.ln();
-                let mut components: Vec<(f64, Vec<Kernel>)> = group
+                let mut weights: Vec<f64> = group.iter().map(|(_, w)| *w).collect();
+                let mut kernels: Vec<Kernel> = group
                     .iter()
-                    .map(|(obs, w)| {
-                        let kernel = Kernel::normal_with_ln_sigma(obs.unit[d], sigma, ln_sigma);
-                        (*w, vec![kernel])
-                    })
+                    .map(|(obs, _)| Kernel::normal_with_ln_sigma(obs.unit[d], sigma, ln_sigma))
                     .collect();
-                components.push((prior_weight, vec![Kernel::normal(0.5, 1.0)]));
-                Parzen::new(components)
+                weights.push(prior_weight);
+                kernels.push(Kernel::normal(0.5, 1.0));
+                Parzen::from_flat(&weights, kernels, 1)
             }
         }
     }
