@@ -346,24 +346,40 @@ impl Parzen {
         };
         if let (Some(sorted), [Coord::Real(u)]) = (&self.sorted, coords) {
             // The common case, a continuous coordinate: narrow kernels by their precomputed
-            // offsets, the wide ones as usual.
-            let window = sorted.window(*u, *u);
-            let terms = || {
-                let narrow = sorted.mus[window.clone()]
-                    .iter()
-                    .zip(&sorted.inv_sigmas[window.clone()])
-                    .zip(&sorted.offsets[window.clone()])
-                    .map(|((mu, inv), offset)| {
-                        let z = (u - mu) * inv;
-                        offset - 0.5 * z * z
-                    });
-                let wide = sorted
-                    .wide
-                    .iter()
-                    .map(|&i| term((&self.log_weights[i], &self.kernels[i..=i])));
-                narrow.chain(wide).filter(|t| !t.is_nan())
+            // offsets, the wide ones as usual, in one pass. The sum is taken relative to a lower
+            // bound on the largest term (the wide terms and the two narrow kernels around `u`),
+            // not the largest itself: no term can exceed it by more than the spread of the
+            // weights and truncations (≤ ln n + ln 2), so nothing overflows, and a term skipped
+            // as negligible is negligible against the largest too.
+            let narrow_term = |k: usize| {
+                let z = (u - sorted.mus[k]) * sorted.inv_sigmas[k];
+                sorted.offsets[k] - 0.5 * z * z
             };
-            return log_sum_exp_of(terms);
+            let wide: Vec<f64> = sorted
+                .wide
+                .iter()
+                .map(|&i| term((&self.log_weights[i], &self.kernels[i..=i])))
+                .filter(|t| !t.is_nan())
+                .collect();
+            let window = sorted.window(*u, *u);
+            let next = sorted.mus.partition_point(|&m| m < *u);
+            let mut bound = wide.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            for k in [next.wrapping_sub(1), next] {
+                if window.contains(&k) {
+                    bound = bound.max(narrow_term(k));
+                }
+            }
+            if !bound.is_finite() {
+                // No wide kernel and no narrow one within reach: the plain two-pass sum.
+                return log_sum_exp_of(|| window.clone().map(narrow_term).filter(|t| !t.is_nan()));
+            }
+            let sum: f64 = window
+                .map(narrow_term)
+                .chain(wide)
+                .filter(|t| *t - bound > -NEGLIGIBLE_LOG_RATIO)
+                .map(|t| (t - bound).exp())
+                .sum();
+            return bound + sum.ln();
         }
         if let (Some(sorted), [coord]) = (&self.sorted, coords) {
             let terms = || {
