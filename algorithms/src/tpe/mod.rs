@@ -17,7 +17,8 @@
 //!    logNormal) and every `step` is already applied, so the model honours them with no special
 //!    case. Each density mixes one kernel per trial and a wide *prior* kernel (weight
 //!    `prior_weight`); the older trials of a group count less once it holds more than 25 (the
-//!    "linear forgetting" of hyperopt and Optuna). Numbers get truncated normal kernels, scored
+//!    "linear forgetting" of hyperopt and Optuna), and in `l` the better good trials count more
+//!    (by rank, `1 − 0.9·r/m`). Numbers get truncated normal kernels, scored
 //!    by their mass over the value's cell when quantised; categorical parameters get their own
 //!    estimator, a smoothed histogram of the choices.
 //!    Kernel widths follow the group's spread (`spread_bandwidth`): `factor · sd · n^(−1/(d+4))`
