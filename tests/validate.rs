@@ -67,7 +67,7 @@ fn an_unknown_spec_field_is_named() {
 fn an_algorithm_not_built_yet_says_so() {
     let ws = Workspace::new();
     let yaml = ExperimentFile {
-        algorithm: "tpe",
+        algorithm: "pbt",
         settings: "[]",
         ..Default::default()
     }
@@ -75,7 +75,7 @@ fn an_algorithm_not_built_yet_says_so() {
     assert_rejected(
         &ws,
         &yaml,
-        &["spec.algorithm", "tpe", "does not provide yet"],
+        &["spec.algorithm", "pbt", "does not provide yet"],
     );
 }
 

@@ -21,6 +21,7 @@ mod taken;
 pub mod test_functions;
 #[cfg(test)]
 mod test_support;
+pub mod tpe;
 
 pub use engine::{CompletedTrial, Engine, EngineError, SuggestRequest, Suggestions};
 pub use space::{Distribution, Domain, Parameter, Point, SearchSpace, SpaceError, Value};

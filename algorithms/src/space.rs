@@ -416,6 +416,45 @@ impl SearchSpace {
             })
     }
 
+    /// The unit-cube interval that parameter `param`'s value `value` owns: the cell of a quantised
+    /// number (an int, a double with `step`), or `[i/n, (i+1)/n)` of a discrete or categorical
+    /// value. `None` for a continuous double (a value owns a single coordinate) and for an index
+    /// past the parameters. Model-based engines integrate their densities over this interval, so a
+    /// grid value is scored by the probability of every unit coordinate that maps to it.
+    pub fn unit_cell(&self, param: usize, value: &Value) -> Option<(f64, f64)> {
+        let domain = &self.params.get(param)?.domain;
+        match domain {
+            Domain::Discrete { .. } | Domain::Categorical { .. } => {
+                let n = list_len(domain).max(1);
+                let i = match *value {
+                    Value::Choice(i) => i.min(n - 1),
+                    _ => 0,
+                };
+                Some((i as f64 / n as f64, (i + 1) as f64 / n as f64))
+            }
+            _ => {
+                let num = Numeric::of(domain)?;
+                let (step, last) = num.grid?;
+                if last == 0 {
+                    return Some((0.0, 1.0));
+                }
+                let k = key_digit(domain, value).min(last);
+                let law = num.law();
+                let lo = if k == 0 {
+                    law.lo
+                } else {
+                    num.transform(num.min + (k as f64 - 0.5) * step)
+                };
+                let hi = if k == last {
+                    law.hi
+                } else {
+                    num.transform(num.min + (k as f64 + 0.5) * step)
+                };
+                Some((law.cdf(lo), law.cdf(hi)))
+            }
+        }
+    }
+
     /// The key ([`SearchSpace::point_key`]) of point number `index`, without building the point.
     pub(crate) fn digits_at(&self, mut index: u128) -> Option<Vec<u64>> {
         let mut digits = vec![0u64; self.params.len()];

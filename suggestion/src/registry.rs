@@ -7,6 +7,7 @@ use sextant_algorithms::grid::GridEngine;
 use sextant_algorithms::hyperband::{DEFAULT_ETA, HyperbandEngine, HyperbandSettings};
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
+use sextant_algorithms::tpe::{GammaRule, TpeEngine, TpeSettings};
 
 /// Algorithms Sextant serves today, in the order shown to users.
 pub const AVAILABLE_ALGORITHMS: &[&str] = &[
@@ -15,13 +16,14 @@ pub const AVAILABLE_ALGORITHMS: &[&str] = &[
     "sobol",
     "bayesianoptimization",
     "hyperband",
+    "tpe",
+    "multivariate-tpe",
     "cmaes",
 ];
 
 /// Katib algorithm names that Sextant does not serve yet. A spec naming one is refused with a
 /// message that says so, rather than falling back to another engine.
-const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] =
-    &["tpe", "multivariate-tpe", "enas", "darts", "pbt"];
+const KATIB_ALGORITHMS_NOT_YET_BUILT: &[&str] = &["enas", "darts", "pbt"];
 
 /// An engine ready to use, with the seed its settings asked for.
 pub struct ConfiguredEngine {
@@ -145,6 +147,18 @@ pub fn configure(
             let (settings, seed) = cmaes_settings(settings)?;
             Ok(ConfiguredEngine {
                 engine: Box::new(CmaEsEngine::new(settings)),
+                seed,
+            })
+        }
+        "tpe" | "multivariate-tpe" => {
+            let (parsed, seed) = tpe_settings(algorithm, settings)?;
+            let engine = if algorithm == "tpe" {
+                TpeEngine::new(parsed)
+            } else {
+                TpeEngine::multivariate(parsed)
+            };
+            Ok(ConfiguredEngine {
+                engine: Box::new(engine),
                 seed,
             })
         }
@@ -302,6 +316,157 @@ pub fn cmaes_settings(
     }
     Ok((parsed, seed))
 }
+
+/// Settings of `tpe` in both spellings Katib users write, and of `multivariate-tpe` (Optuna's only).
+///
+/// * hyperopt's (Katib's `tpe` runs hyperopt): `gamma` (a number in (0, 1); given, the good group
+///   is hyperopt's `min(ceil(gamma·√n), 25)` of `n` trials), `prior_weight` (> 0, default 1.0),
+///   `n_EI_candidates` (1 to 10,000), `n_startup_jobs` (0 to 100,000), `random_state`.
+/// * Optuna's (Katib's `multivariate-tpe` runs Optuna): `n_startup_trials` (0 to 100,000),
+///   `n_ei_candidates` (1 to 10,000), `random_state`, and `constant_liar` (`true`/`false`).
+///
+/// Unset settings take Sextant's defaults ([`TpeSettings::defaults_for`]: 5 start-up trials for
+/// `tpe` and 10 for `multivariate-tpe`, 24 candidates, a good share of `min(ceil(0.25·n), 25)`,
+/// the constant liar on), whichever
+/// spelling the others use. The two spellings may be mixed, each name keeping its meaning, but one
+/// quantity may be set only once: `n_EI_candidates` with `n_ei_candidates`, or `n_startup_jobs`
+/// with `n_startup_trials`, is refused as ambiguous.
+pub fn tpe_settings(
+    algorithm: &str,
+    settings: &[(String, String)],
+) -> Result<(TpeSettings, Option<u64>), SettingError> {
+    let multivariate = algorithm == "multivariate-tpe";
+    let accepted = if multivariate {
+        "n_startup_trials, n_ei_candidates, random_state, constant_liar"
+    } else {
+        "gamma, prior_weight, n_EI_candidates, n_startup_jobs, random_state (hyperopt's names); \
+         n_startup_trials, n_ei_candidates, constant_liar (Optuna's names)"
+    };
+    let bad = |name: &str, value: &str, message: &str| SettingError::BadValue {
+        algorithm: algorithm.to_string(),
+        name: name.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    };
+    let mut parsed = TpeSettings::defaults_for(multivariate);
+    let mut seed = None;
+    let mut candidates_by: Option<&str> = None;
+    let mut startup_by: Option<&str> = None;
+    for (name, value) in settings {
+        let trimmed = value.trim();
+        let hyperopt_only = matches!(
+            name.as_str(),
+            "gamma" | "prior_weight" | "n_EI_candidates" | "n_startup_jobs"
+        );
+        if multivariate && hyperopt_only {
+            return Err(SettingError::UnknownSetting {
+                algorithm: algorithm.to_string(),
+                name: name.clone(),
+                accepted: format!("{accepted} (multivariate-tpe takes Optuna's names)"),
+            });
+        }
+        let once = |slot: &mut Option<&'static str>, this: &'static str| match slot {
+            Some(other) if *other != this => Err(bad(
+                name,
+                value,
+                &format!(
+                    "the same setting as {other:?} in the other spelling; give one of the two"
+                ),
+            )),
+            _ => {
+                *slot = Some(this);
+                Ok(())
+            }
+        };
+        match name.as_str() {
+            "gamma" => {
+                let gamma = trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|g| *g > 0.0 && *g < 1.0)
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            value,
+                            "expected a number in (0, 1), e.g. 0.25 (hyperopt's default)",
+                        )
+                    })?;
+                parsed.gamma = GammaRule::HyperoptSqrt { gamma };
+            }
+            "prior_weight" => {
+                parsed.prior_weight = trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|w| w.is_finite() && *w > 0.0)
+                    .ok_or_else(|| bad(name, value, "expected a number > 0 (default 1.0)"))?;
+            }
+            "n_EI_candidates" | "n_ei_candidates" => {
+                let this = if name == "n_EI_candidates" {
+                    "n_EI_candidates"
+                } else {
+                    "n_ei_candidates"
+                };
+                once(&mut candidates_by, this)?;
+                parsed.n_ei_candidates = trimmed
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_EI_CANDIDATES).contains(n))
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            value,
+                            &format!(
+                                "expected an integer from 1 to {MAX_EI_CANDIDATES} (default {})",
+                                sextant_algorithms::tpe::DEFAULT_EI_CANDIDATES
+                            ),
+                        )
+                    })?;
+            }
+            "n_startup_jobs" | "n_startup_trials" => {
+                let this = if name == "n_startup_jobs" {
+                    "n_startup_jobs"
+                } else {
+                    "n_startup_trials"
+                };
+                once(&mut startup_by, this)?;
+                parsed.n_startup_trials = trimmed
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= MAX_INITIAL_POINTS)
+                    .ok_or_else(|| {
+                        bad(
+                            name,
+                            value,
+                            &format!(
+                                "expected an integer from 0 to {MAX_INITIAL_POINTS} (default {})",
+                                TpeSettings::defaults_for(multivariate).n_startup_trials
+                            ),
+                        )
+                    })?;
+            }
+            "constant_liar" => {
+                parsed.constant_liar = match trimmed.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad(name, value, "expected true or false (default true)")),
+                };
+            }
+            "random_state" => seed = Some(parse_seed(algorithm, name, value)?),
+            _ => {
+                return Err(SettingError::UnknownSetting {
+                    algorithm: algorithm.to_string(),
+                    name: name.clone(),
+                    accepted: accepted.to_string(),
+                });
+            }
+        }
+    }
+    Ok((parsed, seed))
+}
+
+/// Upper bound on `n_EI_candidates` / `n_ei_candidates`: a call scores every candidate against
+/// every trial, and beyond this a suggestion would take seconds for no measurable gain.
+const MAX_EI_CANDIDATES: usize = 10_000;
 
 /// Katib's `hyperband` settings: `r_l` (required: the most resource one configuration gets),
 /// `eta` (default 3; Katib reads it as `int(float(eta))`), `resource_name` (required: the
@@ -638,6 +803,122 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("does not provide yet"), "{err}");
+    }
+
+    #[test]
+    fn tpe_takes_hyperopts_spelling() {
+        let (parsed, seed) = tpe_settings(
+            "tpe",
+            &settings(&[
+                ("gamma", "0.25"),
+                ("prior_weight", "2"),
+                ("n_EI_candidates", "30"),
+                ("n_startup_jobs", "20"),
+                ("random_state", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(parsed.gamma, GammaRule::HyperoptSqrt { gamma: 0.25 });
+        assert_eq!(parsed.prior_weight, 2.0);
+        assert_eq!(parsed.n_ei_candidates, 30);
+        assert_eq!(parsed.n_startup_trials, 20);
+        assert_eq!(seed, Some(4));
+        // hyperopt's split: ceil(0.25·√100) = 3 of 100 trials, at most 25.
+        assert_eq!(parsed.gamma.n_below(100), 3);
+        assert_eq!(parsed.gamma.n_below(1_000_000), 25);
+    }
+
+    #[test]
+    fn tpe_takes_optunas_spelling_and_defaults() {
+        for algorithm in ["tpe", "multivariate-tpe"] {
+            let (parsed, seed) = tpe_settings(
+                algorithm,
+                &settings(&[
+                    ("n_startup_trials", "0"),
+                    ("n_ei_candidates", "24"),
+                    ("random_state", "9"),
+                    ("constant_liar", "False"),
+                ]),
+            )
+            .unwrap();
+            assert_eq!(parsed.n_startup_trials, 0);
+            assert_eq!(parsed.n_ei_candidates, 24);
+            assert!(!parsed.constant_liar);
+            assert_eq!(seed, Some(9));
+            let (defaults, seed) = tpe_settings(algorithm, &[]).unwrap();
+            assert_eq!(
+                defaults,
+                TpeSettings::defaults_for(algorithm == "multivariate-tpe")
+            );
+            assert_eq!(seed, None);
+            // Sextant's default split: min(ceil(0.25·n), 25).
+            assert_eq!(defaults.gamma.n_below(40), 10);
+            assert_eq!(defaults.gamma.n_below(1000), 25);
+            assert_eq!(defaults.gamma.n_below(3), 1);
+            let configured = configure(algorithm, &settings(&[("random_state", "1")])).unwrap();
+            assert_eq!(configured.engine.name(), algorithm);
+            assert_eq!(configured.seed, Some(1));
+        }
+    }
+
+    #[test]
+    fn tpe_settings_refuse_out_of_range_values_and_say_what_is_accepted() {
+        let err = |algorithm: &str, pairs: &[(&str, &str)]| {
+            tpe_settings(algorithm, &settings(pairs)).unwrap_err()
+        };
+        for (name, value, expected) in [
+            ("gamma", "1", "(0, 1)"),
+            ("gamma", "0", "(0, 1)"),
+            ("gamma", "x", "(0, 1)"),
+            ("prior_weight", "0", "> 0"),
+            ("prior_weight", "inf", "> 0"),
+            ("n_EI_candidates", "0", "from 1 to 10000"),
+            ("n_ei_candidates", "10001", "from 1 to 10000"),
+            ("n_startup_trials", "-1", "from 0 to"),
+            ("n_startup_jobs", "2.5", "from 0 to"),
+            ("constant_liar", "yes", "true or false"),
+            ("random_state", "-1", "non-negative integer"),
+        ] {
+            let e = err("tpe", &[(name, value)]);
+            assert_eq!(e.setting_name(), Some(name));
+            assert!(e.to_string().contains(expected), "{name}={value}: {e}");
+        }
+        let e = err("tpe", &[("n_candidates", "5")]);
+        assert!(
+            e.to_string()
+                .contains("gamma, prior_weight, n_EI_candidates")
+                && e.to_string().contains("n_startup_trials, n_ei_candidates"),
+            "{e}"
+        );
+        // multivariate-tpe takes Optuna's names only.
+        let e = err("multivariate-tpe", &[("gamma", "0.2")]);
+        assert_eq!(e.setting_name(), Some("gamma"));
+        assert!(
+            e.to_string()
+                .contains("n_startup_trials, n_ei_candidates, random_state, constant_liar"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tpe_spellings_mix_but_one_quantity_is_set_once() {
+        // Mixed spellings: each name keeps its meaning.
+        let (parsed, _) = tpe_settings(
+            "tpe",
+            &settings(&[("gamma", "0.5"), ("n_startup_trials", "5")]),
+        )
+        .unwrap();
+        assert_eq!(parsed.gamma, GammaRule::HyperoptSqrt { gamma: 0.5 });
+        assert_eq!(parsed.n_startup_trials, 5);
+        // The same quantity in both spellings is ambiguous.
+        for pairs in [
+            [("n_EI_candidates", "24"), ("n_ei_candidates", "48")],
+            [("n_startup_jobs", "20"), ("n_startup_trials", "10")],
+        ] {
+            let e = tpe_settings("tpe", &settings(&pairs)).unwrap_err();
+            assert_eq!(e.setting_name(), Some(pairs[1].0));
+            assert!(e.to_string().contains("other spelling"), "{e}");
+        }
     }
 
     #[test]

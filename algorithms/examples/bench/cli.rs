@@ -35,7 +35,7 @@ usage: bench <quality|latency> [options]
 quality: simple regret of each engine on the test functions (markdown tables on stdout)
   --budgets 50,100        trial budgets to report (one run of the largest; the others are read off it)
   --seeds 10              seeds 0..N-1 per (function, engine)
-  --engines random,sobol,bayesianoptimization
+  --engines random,sobol,bayesianoptimization,tpe,multivariate-tpe,cmaes
   --functions branin,hartmann6,rosenbrock4,ackley5
   --threads 2             runs in parallel (results do not depend on it)
 
@@ -43,7 +43,7 @@ latency: time to the next suggestion, in-process and single-threaded
   --n 10,50,100,200,400,1000   history sizes
   --d 2,6,12                   dimensions (at least 2)
   --repeats 5                  timed calls per cell
-  --engines random,sobol,bayesianoptimization
+  --engines random,sobol,bayesianoptimization,tpe,multivariate-tpe,cmaes
   --cold                       time calls without saved state (default: the state after n-1 points)
   --max-seconds 60             per cell; a cell over it, and larger n of the same d, print \"skipped\"
 

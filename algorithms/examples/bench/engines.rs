@@ -12,6 +12,7 @@ use sextant_algorithms::bo::{BayesOptEngine, BayesOptSettings};
 use sextant_algorithms::cmaes::CmaEsEngine;
 use sextant_algorithms::random::RandomEngine;
 use sextant_algorithms::sobol::SobolEngine;
+use sextant_algorithms::tpe::{TpeEngine, TpeSettings};
 use sextant_algorithms::{Engine, SuggestRequest, Suggestions};
 
 /// An engine the benchmark knows how to build.
@@ -23,16 +24,22 @@ pub enum EngineChoice {
     Sobol,
     /// `bayesianoptimization`, with its default settings (what a spec without settings gets).
     BayesianOptimization,
+    /// `tpe`, with its default settings.
+    Tpe,
+    /// `multivariate-tpe`, with its default settings.
+    MultivariateTpe,
     /// `cmaes`, with its default settings.
     CmaEs,
 }
 
 impl EngineChoice {
     /// Every engine, in the order the tables list them.
-    pub const ALL: [EngineChoice; 4] = [
+    pub const ALL: [EngineChoice; 6] = [
         EngineChoice::Random,
         EngineChoice::Sobol,
         EngineChoice::BayesianOptimization,
+        EngineChoice::Tpe,
+        EngineChoice::MultivariateTpe,
         EngineChoice::CmaEs,
     ];
 
@@ -42,6 +49,8 @@ impl EngineChoice {
             EngineChoice::Random => "random",
             EngineChoice::Sobol => "sobol",
             EngineChoice::BayesianOptimization => "bayesianoptimization",
+            EngineChoice::Tpe => "tpe",
+            EngineChoice::MultivariateTpe => "multivariate-tpe",
             EngineChoice::CmaEs => "cmaes",
         }
     }
@@ -59,26 +68,56 @@ impl EngineChoice {
             EngineChoice::BayesianOptimization => {
                 Box::new(BayesOptEngine::new(BayesOptSettings::default()))
             }
+            EngineChoice::Tpe => Box::new(TpeEngine::new(TpeSettings::default())),
+            EngineChoice::MultivariateTpe => {
+                Box::new(TpeEngine::multivariate(TpeSettings::multivariate_default()))
+            }
             EngineChoice::CmaEs => Box::new(CmaEsEngine::default()),
         }
     }
 }
 
-/// The engine the issue's quality and latency targets are about: the GP.
-pub const TARGET_ENGINE: EngineChoice = EngineChoice::BayesianOptimization;
+/// What an engine's figures are judged by in a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The engine an issue set this target for.
+    Target,
+    /// Judged by another engine's target, shown beside it (e.g. `multivariate-tpe` by `tpe`'s).
+    Shown,
+    /// No target of its own: judged by the GP's, for comparison.
+    ForComparison,
+}
 
-/// `engines` with the role each plays in a target verdict, the target engine first and the others
-/// (shown for comparison) in their given order.
-pub fn by_role(engines: &[EngineChoice]) -> Vec<(EngineChoice, &'static str)> {
-    let target = engines
-        .iter()
-        .filter(|&&e| e == TARGET_ENGINE)
-        .map(|&e| (e, "target"));
-    let others = engines
-        .iter()
-        .filter(|&&e| e != TARGET_ENGINE)
-        .map(|&e| (e, "for comparison"));
-    target.chain(others).collect()
+impl Role {
+    /// The label in verdict lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Target => "target",
+            Role::Shown => "shown",
+            Role::ForComparison => "for comparison",
+        }
+    }
+}
+
+/// `engines` with the role each plays under `targets` (engine names and their role, from the
+/// quality or latency module; an engine not listed is for comparison): targets first, then the
+/// others in their given order. Keyed by the algorithm name, so an engine added later (`cmaes`)
+/// gets its verdict as soon as its name is listed.
+pub fn by_role(engines: &[EngineChoice], targets: &[(&str, Role)]) -> Vec<(EngineChoice, Role)> {
+    let role_of = |e: &EngineChoice| {
+        targets
+            .iter()
+            .find(|(name, _)| *name == e.name())
+            .map_or(Role::ForComparison, |(_, role)| *role)
+    };
+    let mut ordered: Vec<(EngineChoice, Role)> = engines.iter().map(|e| (*e, role_of(e))).collect();
+    // A stable sort keeps the given order within each role.
+    ordered.sort_by_key(|(_, role)| match role {
+        Role::Target => 0,
+        Role::Shown => 1,
+        Role::ForComparison => 2,
+    });
+    ordered
 }
 
 /// Calls `engine`, with an error or a panic turned into its message.
@@ -122,11 +161,20 @@ mod tests {
     }
 
     #[test]
-    fn the_target_engine_comes_first() {
-        let roles = by_role(&EngineChoice::ALL);
-        assert_eq!(roles[0], (EngineChoice::BayesianOptimization, "target"));
-        assert_eq!(roles[1], (EngineChoice::Random, "for comparison"));
-        assert_eq!(by_role(&[EngineChoice::Sobol]).len(), 1);
+    fn target_engines_come_first_by_name() {
+        let targets = [
+            ("tpe", Role::Target),
+            ("bayesianoptimization", Role::Target),
+            ("multivariate-tpe", Role::Shown),
+            ("cmaes", Role::Target),
+        ];
+        let roles = by_role(&EngineChoice::ALL, &targets);
+        assert_eq!(roles[0], (EngineChoice::BayesianOptimization, Role::Target));
+        assert_eq!(roles[1], (EngineChoice::Tpe, Role::Target));
+        assert_eq!(roles[2], (EngineChoice::CmaEs, Role::Target));
+        assert_eq!(roles[3], (EngineChoice::MultivariateTpe, Role::Shown));
+        assert_eq!(roles[4], (EngineChoice::Random, Role::ForComparison));
+        assert_eq!(by_role(&[EngineChoice::Sobol], &targets).len(), 1);
     }
 
     struct PanickingEngine;

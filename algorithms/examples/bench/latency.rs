@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 use sextant_algorithms::{CompletedTrial, Engine, SearchSpace, SuggestRequest};
 
 use crate::cli::LatencyOptions;
-use crate::engines::{self, EngineChoice, TARGET_ENGINE};
+use crate::engines::{self, EngineChoice, Role};
 use crate::stats::{format_ms, format_ratio, quantile};
 use crate::table::{MarkdownTable, error_cell};
 use sextant_algorithms::test_functions::{box_space, coordinates, rosenbrock};
@@ -49,6 +49,44 @@ const TARGET_LARGE: (usize, usize, f64) = (12, 1000, 1000.0);
 
 /// ... and at least this many times faster than Optuna GPSampler at every reference point.
 const TARGET_SPEED_UP: f64 = 10.0;
+
+/// Optuna TPESampler's time per suggestion quoted in issue 7: `(d, n, milliseconds)`.
+const OPTUNA_TPE_MS: [(usize, usize, f64); 2] = [(6, 50, 1.9), (6, 400, 8.8)];
+
+/// Issue 7's latency target for `tpe`: at least 10× faster than Optuna TPE at n = 400, d = 6,
+/// i.e. p50 ≤ 8.8 / 10 = 0.88 ms.
+const TPE_TARGET: (usize, usize, f64) = (6, 400, 0.88);
+
+/// Which latency target each engine is judged by, by algorithm name: the GP's (issue 4) or
+/// TPE's (issue 7). Engines not listed are shown by the GP's, for comparison.
+const LATENCY_TARGETS: [(&str, LatencyRule, Role); 3] = [
+    ("bayesianoptimization", LatencyRule::Gp, Role::Target),
+    ("tpe", LatencyRule::Tpe, Role::Target),
+    ("multivariate-tpe", LatencyRule::Tpe, Role::Shown),
+];
+
+/// A latency target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LatencyRule {
+    /// Issue 4: [`TARGET_SMALL`], [`TARGET_LARGE`] and 10× Optuna GPSampler.
+    Gp,
+    /// Issue 7: [`TPE_TARGET`].
+    Tpe,
+}
+
+fn latency_rule(engine: EngineChoice) -> LatencyRule {
+    LATENCY_TARGETS
+        .iter()
+        .find(|(name, _, _)| *name == engine.name())
+        .map_or(LatencyRule::Gp, |(_, rule, _)| *rule)
+}
+
+fn latency_roles() -> Vec<(&'static str, Role)> {
+    LATENCY_TARGETS
+        .iter()
+        .map(|(name, _, role)| (*name, *role))
+        .collect()
+}
 
 /// One cell of the table.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +137,8 @@ pub fn run(options: &LatencyOptions) -> String {
     let mut report = latency_tables(options, &measurements);
     report.push('\n');
     report.push_str(&optuna_comparison(options, &measurements));
+    report.push('\n');
+    report.push_str(&optuna_tpe_comparison(options, &measurements));
     report
 }
 
@@ -286,7 +326,7 @@ fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> S
          Targets for `{}`: p50 ≤ {} ms at n = {}, d = {}; p50 ≤ {} ms at n = {}, d = {}; at least \
          {}× faster than Optuna GPSampler at every row above.\n\n",
         table.render(),
-        TARGET_ENGINE.name(),
+        "bayesianoptimization",
         TARGET_SMALL.2,
         TARGET_SMALL.1,
         TARGET_SMALL.0,
@@ -295,8 +335,11 @@ fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> S
         TARGET_LARGE.0,
         TARGET_SPEED_UP
     );
-    for (engine, role) in engines::by_role(&options.engines) {
-        out.push_str(&format!("- {} ({role}):\n", engine.name()));
+    for (engine, role) in engines::by_role(&options.engines, &latency_roles()) {
+        if latency_rule(engine) != LatencyRule::Gp {
+            continue;
+        }
+        out.push_str(&format!("- {} ({}):\n", engine.name(), role.label()));
         for target in [TARGET_SMALL, TARGET_LARGE] {
             out.push_str(&format!(
                 "  - {}\n",
@@ -304,6 +347,48 @@ fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> S
             ));
         }
         out.push_str(&format!("  - {}\n", speed_up_verdict(measurements, engine)));
+    }
+    out
+}
+
+/// Issue 7's Optuna TPE times beside each engine's p50, and the TPE target's verdicts.
+fn optuna_tpe_comparison(options: &LatencyOptions, measurements: &Measurements) -> String {
+    let mut header = vec!["d".to_owned(), "n".to_owned(), "Optuna TPE ms".to_owned()];
+    header.extend(
+        options
+            .engines
+            .iter()
+            .map(|e| format!("{} p50 ms (speed-up)", e.name())),
+    );
+    let mut table = MarkdownTable::new(header);
+    for (d, n, optuna_ms) in OPTUNA_TPE_MS {
+        let mut row = vec![d.to_string(), n.to_string(), format_ms(optuna_ms)];
+        for &engine in &options.engines {
+            let cell = measurements.cell(engine, d, n);
+            row.push(match cell.p50_ms() {
+                Some(ms) => format!("{} ({})", format_ms(ms), format_ratio(optuna_ms / ms)),
+                None => cell.render(),
+            });
+        }
+        table.push(row);
+    }
+    let mut out = format!(
+        "## Against Optuna TPE (issue 7 figures, not measured here)\n\n{}\n\
+         Target for `tpe`: at least {TARGET_SPEED_UP}× faster than Optuna TPE at n = {}, d = {}.\n\n",
+        table.render(),
+        TPE_TARGET.1,
+        TPE_TARGET.0,
+    );
+    for (engine, role) in engines::by_role(&options.engines, &latency_roles()) {
+        if latency_rule(engine) != LatencyRule::Tpe {
+            continue;
+        }
+        out.push_str(&format!(
+            "- {} ({}): {}\n",
+            engine.name(),
+            role.label(),
+            time_verdict(measurements, engine, TPE_TARGET)
+        ));
     }
     out
 }

@@ -85,7 +85,7 @@ fn problems(value: &Value, schema: &Value) -> Vec<String> {
     problems
 }
 
-/// Every Experiment document in Sextant's examples and Katib's random example.
+/// Every Experiment document in Sextant's examples and Katib's random and TPE examples.
 fn example_experiments() -> Vec<(PathBuf, Value)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("examples/digits"))
@@ -95,6 +95,8 @@ fn example_experiments() -> Vec<(PathBuf, Value)> {
         .collect();
     files.sort();
     files.push(root.join("tests/data/katib-random.yaml"));
+    files.push(root.join("tests/data/katib-tpe.yaml"));
+    files.push(root.join("tests/data/katib-multivariate-tpe.yaml"));
     let mut experiments = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
