@@ -101,3 +101,42 @@ fn the_katib_medianstop_example_runs_unchanged() {
     );
     assert_eq!(count(&all, "EarlyStopped") + count(&all, "Succeeded"), 24);
 }
+
+/// `examples/digits/<file>` run for real with `maxTrialCount` cut to `n`; its trials.
+fn run_shortened(ws: &Workspace, file: &str, n: u32) -> Vec<serde_json::Value> {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/digits")
+        .join(file);
+    let yaml = regex_replace_max_trials(&std::fs::read_to_string(&example).unwrap(), n);
+    let copy = example.with_file_name(format!("{}-ci-copy.yaml", file.trim_end_matches(".yaml")));
+    std::fs::write(&copy, yaml).unwrap();
+    let out = ws.run(&["run", copy.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&copy);
+    assert!(out.status.success(), "{file}: {}", text(&out.stderr));
+    let name = ws.json(&["get", "experiments"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .find(|n| file.starts_with(n.trim_start_matches("digits-")))
+        .unwrap();
+    trials(ws, &name)
+}
+
+/// The TPE and CMA-ES engines drive real trials through the local runtime: every trial succeeds
+/// and no assignment repeats (batches of 3 run in parallel).
+#[test]
+fn the_tpe_and_cmaes_examples_train_real_models() {
+    let ws = Workspace::new();
+    // TPE: 5 start-up points, then model-chosen batches. CMA-ES: one generation of 6, then the
+    // next from the updated mean.
+    for (file, n) in [("tpe.yaml", 9), ("cmaes.yaml", 9)] {
+        let all = run_shortened(&ws, file, n);
+        assert_eq!(count(&all, "Succeeded"), n as usize, "{file}: {all:?}");
+        let assignments: std::collections::HashSet<String> = all
+            .iter()
+            .map(|t| t["assignments"].to_string())
+            .collect();
+        assert_eq!(assignments.len(), all.len(), "{file}: a repeated point in {all:?}");
+    }
+}
