@@ -113,7 +113,8 @@ fn run_shortened(ws: &Workspace, file: &str, n: u32) -> Vec<serde_json::Value> {
     let out = ws.run(&["run", copy.to_str().unwrap()]);
     let _ = std::fs::remove_file(&copy);
     assert!(out.status.success(), "{file}: {}", text(&out.stderr));
-    let name = ws.json(&["get", "experiments"])
+    let name = ws
+        .json(&["get", "experiments"])
         .as_array()
         .unwrap()
         .iter()
@@ -133,10 +134,12 @@ fn the_tpe_and_cmaes_examples_train_real_models() {
     for (file, n) in [("tpe.yaml", 9), ("cmaes.yaml", 9)] {
         let all = run_shortened(&ws, file, n);
         assert_eq!(count(&all, "Succeeded"), n as usize, "{file}: {all:?}");
-        let assignments: std::collections::HashSet<String> = all
-            .iter()
-            .map(|t| t["assignments"].to_string())
-            .collect();
-        assert_eq!(assignments.len(), all.len(), "{file}: a repeated point in {all:?}");
+        let assignments: std::collections::HashSet<String> =
+            all.iter().map(|t| t["assignments"].to_string()).collect();
+        assert_eq!(
+            assignments.len(),
+            all.len(),
+            "{file}: a repeated point in {all:?}"
+        );
     }
 }

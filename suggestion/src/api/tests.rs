@@ -350,3 +350,80 @@ async fn bayesian_optimisation_is_reachable_and_a_batch_is_distinct() {
         "{reply}"
     );
 }
+
+#[tokio::test]
+async fn tpe_multivariate_tpe_and_cmaes_are_reachable_and_refuse_bad_settings_by_field() {
+    let mut trials = Vec::new();
+    for i in 0..12 {
+        let lr = 0.001 + 0.008 * f64::from(i);
+        trials.push(json!({
+            "name": format!("t{i}"),
+            "parameterAssignments": [
+                {"name": "lr", "value": lr.to_string()},
+                {"name": "units", "value": (1 + i % 2).to_string()},
+                {"name": "opt", "value": if i % 3 == 0 { "sgd" } else { "adam" }}
+            ],
+            "condition": "Succeeded",
+            "observation": {"metrics": [{"name": "accuracy", "value": (1.0 - (lr - 0.05).abs()).to_string()}]}
+        }));
+    }
+    trials.push(json!({
+        "name": "running",
+        "parameterAssignments": [{"name": "lr", "value": "0.05"}, {"name": "units", "value": "1"}, {"name": "opt", "value": "adam"}],
+        "condition": "Running"
+    }));
+    let taken: std::collections::HashSet<Vec<String>> = trials.iter().map(values).collect();
+    for (algorithm, bad_setting) in [
+        ("tpe", json!({"name": "gamma", "value": "1.5"})),
+        (
+            "multivariate-tpe",
+            json!({"name": "gamma", "value": "0.25"}),
+        ),
+        ("cmaes", json!({"name": "sigma", "value": "2"})),
+    ] {
+        let body = request(
+            algorithm,
+            json!([{"name": "random_state", "value": "1"}]),
+            json!(trials),
+            3,
+        );
+        let (status, reply) = post("/v1/suggestions", body.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{algorithm}: {reply}");
+        let assignments = reply["assignments"].as_array().unwrap();
+        assert!(!assignments.is_empty(), "{algorithm}: {reply}");
+        let distinct: std::collections::HashSet<Vec<String>> =
+            assignments.iter().map(values).collect();
+        assert_eq!(
+            distinct.len(),
+            assignments.len(),
+            "{algorithm}: {assignments:?}"
+        );
+        for v in &distinct {
+            assert!(
+                !taken.contains(v),
+                "{algorithm} repeated a taken point: {v:?}"
+            );
+            assert!(v[1] == "1" || v[1] == "2", "{algorithm}: {v:?}");
+        }
+        // The state comes back and is accepted on the next request.
+        let mut again = body.clone();
+        again["state"] = reply["state"].clone();
+        let (status, reply) = post("/v1/suggestions", again.to_string()).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{algorithm} with its state: {reply}"
+        );
+
+        let bad = request(algorithm, json!([bad_setting]), json!([]), 1);
+        let (status, reply) = post("/v1/suggestions/validate", bad.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{algorithm}: {reply}");
+        assert!(
+            reply["error"]["field"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("experiment.spec.algorithm.algorithmSettings[0]"),
+            "{algorithm}: {reply}"
+        );
+    }
+}
