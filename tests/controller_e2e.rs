@@ -88,7 +88,11 @@ impl Harness {
         let fake = FakeApiServer::start().await;
         let data = tempfile::tempdir().unwrap();
         let store = Store::open(&data.path().join("store")).unwrap();
+        Harness::start_on(fake, store, data).await
+    }
 
+    /// A controller (with its API) on an existing apiserver and store: a restarted controller.
+    async fn start_on(fake: FakeApiServer, store: Store, data: tempfile::TempDir) -> Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let supervisor = Supervisor::new(
@@ -142,6 +146,13 @@ impl Harness {
         let _ = self.stop.send(());
         self.controller.await.unwrap();
     }
+
+    /// Stops the controller as SIGTERM does, and starts another on the same apiserver and store.
+    async fn restart(self) -> Harness {
+        let _ = self.stop.send(());
+        self.controller.await.unwrap();
+        Harness::start_on(self.fake, self.store, self._data).await
+    }
 }
 
 /// Creates `experiment` in `namespace`.
@@ -168,68 +179,7 @@ async fn run_example() {
         serde_saphyr::from_str(EXAMPLE).expect("Katib's example reads as an Experiment");
     apply(&fake, NS, &experiment).await;
 
-    // Play the trials and the Job controller until the Experiment ends.
-    let mut done: BTreeSet<String> = BTreeSet::new();
-    let mut value = 0.5;
-    let started = std::time::Instant::now();
-    loop {
-        if started.elapsed() > TOTAL - Duration::from_secs(5) {
-            let trials: Vec<String> = store
-                .trials(NAME)
-                .unwrap()
-                .iter()
-                .map(|t| format!("{} {} {} {}", t.name, t.state, t.reason, t.message))
-                .collect();
-            let current: Option<ExperimentResource> = fake.get(NS, NAME);
-            let status = current.and_then(|c| c.status);
-            let requests = fake.requests();
-            panic!(
-                "the Experiment did not end: {:?}\nstore: {:#?}\njobs done: {done:?}\nstatus: {status:#?}\nlast requests: {:#?}",
-                store
-                    .experiment(NAME)
-                    .unwrap()
-                    .map(|r| (r.phase, r.reason, r.message)),
-                trials,
-                &requests[requests.len().saturating_sub(15)..]
-            );
-        }
-        let current: ExperimentResource = fake.get(NS, NAME).expect("the Experiment");
-        // Ended, and the last trials' states written (trials still in flight when the budget
-        // is reached are stopped by the driver just after).
-        let ended = current.status.as_ref().is_some_and(|s| {
-            s.trials_running + s.trials_pending == 0
-                && s.conditions.last().is_some_and(|c| {
-                    (c.condition_type == "Succeeded" || c.condition_type == "Failed")
-                        && c.status == "True"
-                })
-        });
-        if ended {
-            break;
-        }
-        for job in fake.list::<Job>(NS) {
-            let trial = job.name_any();
-            if done.contains(&trial) {
-                continue;
-            }
-            let Some(secret) = fake.get::<Secret>(NS, &format!("{trial}-token")) else {
-                continue;
-            };
-            let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
-            // Below the goal (0.99), so all 12 trials run.
-            value += 0.01;
-            let body = json!({"observations": [
-                {"metricName": "Validation-accuracy", "value": value, "step": 1},
-                {"metricName": "Train-accuracy", "value": value, "step": 1},
-            ]})
-            .to_string();
-            let path = format!("/v1/experiments/{NAME}/trials/{trial}/metrics");
-            let (status, reply) = post(address, &path, &token, &body).await;
-            assert_eq!(status, 200, "push for {trial}: {reply}");
-            fake.set_job_condition(NS, &trial, "Complete");
-            done.insert(trial);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = play_until_ended(&fake, &store, address, BTreeSet::new()).await;
 
     let current: ExperimentResource = fake.get(NS, NAME).unwrap();
     let status = current.status.clone().expect("a status");
@@ -310,6 +260,78 @@ async fn run_example() {
     assert!(store.trials(NAME).unwrap().is_empty());
     let _ = stop.send(());
     controller.await.unwrap();
+}
+
+/// Plays the trials (pushes each one's objective with its token) and the Job controller (marks
+/// each Job Complete) until the Experiment ends; returns the trials played, `done` included.
+async fn play_until_ended(
+    fake: &FakeApiServer,
+    store: &Store,
+    address: std::net::SocketAddr,
+    mut done: BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut value = 0.5;
+    let started = std::time::Instant::now();
+    loop {
+        if started.elapsed() > TOTAL - Duration::from_secs(5) {
+            let trials: Vec<String> = store
+                .trials(NAME)
+                .unwrap()
+                .iter()
+                .map(|t| format!("{} {} {} {}", t.name, t.state, t.reason, t.message))
+                .collect();
+            let current: Option<ExperimentResource> = fake.get(NS, NAME);
+            let status = current.and_then(|c| c.status);
+            let requests = fake.requests();
+            panic!(
+                "the Experiment did not end: {:?}\nstore: {:#?}\njobs done: {done:?}\nstatus: {status:#?}\nlast requests: {:#?}",
+                store
+                    .experiment(NAME)
+                    .unwrap()
+                    .map(|r| (r.phase, r.reason, r.message)),
+                trials,
+                &requests[requests.len().saturating_sub(15)..]
+            );
+        }
+        let current: ExperimentResource = fake.get(NS, NAME).expect("the Experiment");
+        // Ended, and the last trials' states written (trials still in flight when the budget
+        // is reached are stopped by the driver just after).
+        let ended = current.status.as_ref().is_some_and(|s| {
+            s.trials_running + s.trials_pending == 0
+                && s.conditions.last().is_some_and(|c| {
+                    (c.condition_type == "Succeeded" || c.condition_type == "Failed")
+                        && c.status == "True"
+                })
+        });
+        if ended {
+            break;
+        }
+        for job in fake.list::<Job>(NS) {
+            let trial = job.name_any();
+            if done.contains(&trial) {
+                continue;
+            }
+            let Some(secret) = fake.get::<Secret>(NS, &format!("{trial}-token")) else {
+                continue;
+            };
+            let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+            // Below the goal (0.99), so all 12 trials run.
+            value += 0.01;
+            let body = json!({"observations": [
+                {"metricName": "Validation-accuracy", "value": value, "step": 1},
+                {"metricName": "Train-accuracy", "value": value, "step": 1},
+            ]})
+            .to_string();
+            let path = format!("/v1/experiments/{NAME}/trials/{trial}/metrics");
+            let (status, reply) = post(address, &path, &token, &body).await;
+            assert_eq!(status, 200, "push for {trial}: {reply}");
+            fake.set_job_condition(NS, &trial, "Complete");
+            done.insert(trial);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    done
 }
 
 /// The last condition of the Experiment once it is `Failed`, waiting up to `TOTAL`.
@@ -396,5 +418,61 @@ async fn deleting_a_running_experiment_stops_its_driver_and_deletes_everything()
     })
     .await;
     assert!(store.trials(NAME).unwrap().is_empty());
+    harness.shut_down().await;
+}
+
+/// A controller restart (SIGTERM, an upgrade, a new leader) leaves running trials running: their
+/// Jobs are not deleted, their records stay Running, and the next controller picks them up and
+/// finishes the experiment with no trial Killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_picks_up_the_running_trials() {
+    let harness = Harness::start().await;
+    let experiment: ExperimentResource = serde_saphyr::from_str(EXAMPLE).unwrap();
+    apply(&harness.fake, NS, &experiment).await;
+    let running = |store: &Store| {
+        store
+            .trials(NAME)
+            .unwrap()
+            .iter()
+            .filter(|t| t.state == sextant::store::TrialState::Running)
+            .map(|t| t.name.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    wait_for("3 trials running with their Jobs", || {
+        running(&harness.store).len() == 3 && harness.fake.list::<Job>(NS).len() == 3
+    })
+    .await;
+    let before = running(&harness.store);
+
+    let harness = harness.restart().await;
+    // Nothing was stopped: the same trials run, with their Jobs.
+    assert_eq!(running(&harness.store), before);
+    let jobs: BTreeSet<String> = harness
+        .fake
+        .list::<Job>(NS)
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    assert_eq!(jobs, before);
+
+    play_until_ended(
+        &harness.fake,
+        &harness.store,
+        harness.address,
+        BTreeSet::new(),
+    )
+    .await;
+    let trials = harness.store.trials(NAME).unwrap();
+    assert_eq!(trials.len(), 12, "{trials:#?}");
+    assert!(
+        trials
+            .iter()
+            .all(|t| t.state == sextant::store::TrialState::Succeeded),
+        "{:#?}",
+        trials
+            .iter()
+            .map(|t| (&t.name, t.state, &t.message))
+            .collect::<Vec<_>>()
+    );
     harness.shut_down().await;
 }

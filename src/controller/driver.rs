@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -140,6 +142,9 @@ pub struct Driver<'s, R: TrialRuntime> {
     curves: HashMap<String, Vec<(i64, f64)>>,
     started_at: Instant,
     commands: Option<UnboundedReceiver<DriverCommand>>,
+    /// Set before `shutdown` resolves when running trials should be left running (the server is
+    /// restarting and the runtime's trials outlive it); unset, they are stopped.
+    leave_running: Option<Arc<AtomicBool>>,
 }
 
 impl<'s, R: TrialRuntime> Driver<'s, R> {
@@ -157,6 +162,29 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         let mut trials = store.trials(&record.name)?;
         let now = Timestamp::now();
         for trial in trials.iter_mut().filter(|t| t.state.is_active()) {
+            if runtime.trials_outlive_driver()
+                && let Some(token) = store.trial_token(&trial.name)?
+            {
+                match runtime.adopt(trial, &token) {
+                    Ok(()) => {
+                        trial.metrics = metrics::summarize(&store.observations(trial.uid, None)?);
+                        if trial.state == TrialState::Pending {
+                            trial.started = Some(now);
+                            trial.transition(
+                                TrialState::Running,
+                                trial_reason::RUNNING,
+                                "Trial is running (picked up after a restart)",
+                                now,
+                            );
+                        }
+                        store.put_trial(trial)?;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(trial = trial.name, "cannot pick up the trial: {e}");
+                    }
+                }
+            }
             runtime.recover(trial);
             trial.metrics = metrics::summarize(&store.observations(trial.uid, None)?);
             trial.pid = None;
@@ -206,6 +234,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
             curves,
             started_at: Instant::now(),
             commands: None,
+            leave_running: None,
         })
     }
 
@@ -215,8 +244,17 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
         self
     }
 
+    /// Lets the caller decide, when it shuts the driver down, that running trials stay running
+    /// (set `flag` before the shutdown future resolves). Only runtimes whose trials outlive the
+    /// driver honour it.
+    pub fn with_leave_running(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.leave_running = Some(flag);
+        self
+    }
+
     /// Runs until the experiment completes or `shutdown` resolves; running trials are then stopped
-    /// and marked Killed with the message `shutdown` resolved to.
+    /// and marked Killed with the message `shutdown` resolved to (unless they are left running,
+    /// see [`Driver::with_leave_running`]).
     pub async fn run(
         mut self,
         shutdown: impl Future<Output = String>,
@@ -294,7 +332,11 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     }
                 }
                 message = &mut shutdown => {
-                    self.stop_all(&message, reporter).await?;
+                    let leave = self.leave_running.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+                        && self.runtime.trials_outlive_driver();
+                    if !leave {
+                        self.stop_all(&message, reporter).await?;
+                    }
                     self.store.flush()?;
                     return Ok((RunOutcome::Interrupted, self.record));
                 }

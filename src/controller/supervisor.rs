@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
@@ -168,6 +169,10 @@ impl Supervisor {
             )));
         }
         let task = tokio::spawn(async move {
+            // A shutdown (not a stop) leaves trials that outlive the driver running, to be picked
+            // up when the server starts again.
+            let leave_running = Arc::new(AtomicBool::new(false));
+            let leave = leave_running.clone();
             let shutdown = async move {
                 let cause = loop {
                     if let Some(cause) = *stop_rx.borrow_and_update() {
@@ -177,6 +182,7 @@ impl Supervisor {
                         break StopCause::Shutdown;
                     }
                 };
+                leave.store(cause == StopCause::Shutdown, Ordering::SeqCst);
                 match cause {
                     StopCause::Request => "stopped on request: the experiment was stopped".into(),
                     StopCause::Shutdown => {
@@ -189,6 +195,7 @@ impl Supervisor {
                     Ok(driver) => {
                         driver
                             .with_commands(commands_rx)
+                            .with_leave_running(leave_running)
                             .run(shutdown, &mut LogReporter)
                             .await
                     }

@@ -77,4 +77,22 @@ pub trait TrialRuntime {
     /// Cleans up after a trial that an earlier run left Pending or Running when it stopped
     /// without finishing (crash, SIGKILL): whatever of it still runs is stopped.
     fn recover(&mut self, trial: &TrialRecord);
+
+    /// Whether a trial keeps running when its driver stops: a Kubernetes workload does (the
+    /// cluster runs it), a local process does not. Such trials are left running when the server
+    /// shuts down, and [`adopt`](TrialRuntime::adopt)ed when it starts again.
+    fn trials_outlive_driver(&self) -> bool {
+        false
+    }
+
+    /// Follows a trial an earlier driver left running, until it ends (its `Exited` comes as for a
+    /// trial this runtime started). Only called when [`trials_outlive_driver`] is true.
+    ///
+    /// [`trials_outlive_driver`]: TrialRuntime::trials_outlive_driver
+    fn adopt(&mut self, trial: &TrialRecord, token: &str) -> Result<(), StartError> {
+        let _ = (trial, token);
+        Err(StartError(
+            "this runtime cannot pick up running trials".into(),
+        ))
+    }
 }

@@ -290,6 +290,15 @@ pub(crate) async fn delete_workload(api: &Api<DynamicObject>, name: &str) -> Res
     }
 }
 
+impl Drop for KubernetesRuntime {
+    /// The watches end with the runtime (their reports would go nowhere); the workloads stay.
+    fn drop(&mut self) {
+        for workload in self.trials.values() {
+            workload.watch.abort();
+        }
+    }
+}
+
 impl TrialRuntime for KubernetesRuntime {
     fn free_slots(&self) -> Option<u32> {
         // The cluster schedules; parallelTrialCount still applies.
@@ -369,6 +378,16 @@ impl TrialRuntime for KubernetesRuntime {
         if let Some(workload) = self.trials.remove(trial) {
             workload.watch.abort();
         }
+    }
+
+    fn trials_outlive_driver(&self) -> bool {
+        true
+    }
+
+    fn adopt(&mut self, trial: &TrialRecord, token: &str) -> Result<(), StartError> {
+        // Starting is idempotent: what exists is taken as is, what is missing (a trial cut off
+        // before its workload was created) is created, and the watch reports the end.
+        self.start(trial, &Value::Null, token).map(|_| ())
     }
 
     fn recover(&mut self, trial: &TrialRecord) {
