@@ -401,6 +401,7 @@ impl Engine for CmaEsEngine {
                 .fold(None, |worst: Option<f64>, l| {
                     Some(worst.map_or(l, |w| w.max(l)))
                 }),
+            eigen: None,
         };
         while call.points.len() < request.count && !call.taken.is_full() {
             let progressed = match saved.run.is_some() {
@@ -411,8 +412,12 @@ impl Engine for CmaEsEngine {
                 break;
             }
         }
+        // Nothing new, nothing running to wait for: no untaken point could be found (a space
+        // whose doubles are a few floating-point steps wide). Saying so ends the experiment
+        // instead of stalling it.
+        let stuck = call.points.is_empty() && request.pending.is_empty() && request.count > 0;
         Ok(Suggestions {
-            exhausted: call.taken.is_full(),
+            exhausted: call.taken.is_full() || stuck,
             points: call.points,
             state: saved.to_json(),
         })
@@ -429,6 +434,9 @@ struct Call<'r, 'a> {
     finished: HashMap<Vec<u64>, Option<f64>>,
     /// The worst finite loss in the history: what a failed trial counts as.
     worst: Option<f64>,
+    /// The eigendecomposition of the current run's covariance, keyed by (restarts, generation):
+    /// C only changes in a tell, and decomposing it is O(n³), so one per generation, not per point.
+    eigen: Option<((u64, u64), Eigen)>,
 }
 
 impl CmaEsEngine {
@@ -542,7 +550,14 @@ impl CmaEsEngine {
         }
         let mut rng = stream_rng(call.request.seed, ASK_STREAM, saved.draws);
         saved.draws = saved.draws.wrapping_add(1);
-        let Some((unit, point)) = self.ask_one(call, run, &mut rng) else {
+        let key = (saved.restarts, run.generation);
+        let eigen = match call.eigen.take() {
+            Some((k, eigen)) if k == key => eigen,
+            _ => distribution_of(run).eigen(),
+        };
+        let asked = self.ask_one(call, run, &eigen, &mut rng);
+        call.eigen = Some((key, eigen));
+        let Some((unit, point)) = asked else {
             return false;
         };
         run.asked.push(unit);
@@ -555,11 +570,11 @@ impl CmaEsEngine {
         &self,
         call: &mut Call<'_, '_>,
         run: &SavedRun,
+        eigen: &Eigen,
         rng: &mut impl rand::Rng,
     ) -> Option<(Vec<f64>, Point)> {
         let space = call.request.space;
         let dist = distribution_of(run);
-        let eigen = dist.eigen();
         // The first point of every generation after a run's first is the mean itself (see
         // `INJECT_MEAN`); if that point is taken, the attempt falls through to sampling.
         let inject_mean = INJECT_MEAN && run.asked.is_empty() && run.generation > 0;
@@ -567,7 +582,7 @@ impl CmaEsEngine {
             let x = if inject_mean && attempt == 0 {
                 dist.mean.iter().map(|m| m.clamp(0.0, 1.0)).collect()
             } else {
-                sample_in_cube(&dist, &eigen, rng)
+                sample_in_cube(&dist, eigen, rng)
             };
             let choices: Vec<usize> = call
                 .layout
@@ -625,8 +640,12 @@ impl CmaEsEngine {
         run.asked.clear();
         let evaluations = run.lambda as u64;
         match run.regime {
-            Regime::Default | Regime::Large => saved.bipop.evals_large += evaluations,
-            Regime::Small => saved.bipop.evals_small += evaluations,
+            Regime::Default | Regime::Large => {
+                saved.bipop.evals_large = saved.bipop.evals_large.saturating_add(evaluations)
+            }
+            Regime::Small => {
+                saved.bipop.evals_small = saved.bipop.evals_small.saturating_add(evaluations)
+            }
         }
         let sane = dist.is_sane();
         let stopped = !sane || should_stop(run, &dist);
@@ -640,7 +659,7 @@ impl CmaEsEngine {
         let Some(previous) = saved.run.as_ref() else {
             return;
         };
-        saved.restarts += 1;
+        saved.restarts = saved.restarts.saturating_add(1);
         let n = previous.mean.len();
         let lambda_default = self.lambda_default(n);
         let mut rng = stream_rng(seed, RESTART_STREAM, saved.restarts);
@@ -668,7 +687,7 @@ impl CmaEsEngine {
                     let sigma = sigma0 * 10f64.powf(-2.0 * v);
                     new_run(Regime::Small, lambda.max(lambda_default), sigma, mean)
                 } else {
-                    budget.large_restarts += 1;
+                    budget.large_restarts = budget.large_restarts.saturating_add(1);
                     let lambda = lambda_default.saturating_mul(1 << budget.large_restarts.min(30));
                     new_run(Regime::Large, lambda, sigma0, mean)
                 }

@@ -240,7 +240,8 @@ impl SearchDistribution {
             *p = (1.0 - cs) * *p + path_scale * c;
         }
         let norm_p_sigma = self.p_sigma.iter().map(|v| v * v).sum::<f64>().sqrt();
-        self.generation += 1;
+        // Saturating: a saved state arrives over the API and may hold any count.
+        self.generation = self.generation.saturating_add(1);
         // The Heaviside h_σ stalls p_c while ‖p_σ‖ is large (a fast σ increase), which keeps C
         // from growing too fast along a direction the step size already follows.
         let decay = 1.0 - (1.0 - cs).powf(2.0 * self.generation as f64);

@@ -573,3 +573,71 @@ mod properties {
         }
     }
 }
+
+/// States arrive over the suggestion API: counters at their maximum must not overflow (they
+/// panicked in debug builds and wrapped in release).
+#[test]
+fn counters_at_their_maximum_in_a_saved_state_do_not_overflow() {
+    let space = box_space(&[(0.0, 1.0), (0.0, 1.0), (0.0, 1.0)]);
+    let engine = engine(RestartStrategy::Bipop);
+    let first = call(&engine, &space, &[], &[], 64, None);
+    let history: Vec<CompletedTrial> = first
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| CompletedTrial {
+            point: p.clone(),
+            loss: Some(i as f64),
+        })
+        .collect();
+    let mut state = saved(&first.state);
+    state["run"]["generation"] = serde_json::json!(u64::MAX);
+    state["restarts"] = serde_json::json!(u64::MAX);
+    if state.get("bipop").is_some() {
+        state["bipop"]["evals_large"] = serde_json::json!(u64::MAX);
+        state["bipop"]["evals_small"] = serde_json::json!(u64::MAX);
+    }
+    let answer = engine.suggest(&SuggestRequest {
+        space: &space,
+        history: &history,
+        pending: &[],
+        count: 4,
+        seed: SEED,
+        state: Some(&state),
+    });
+    // Either refused as unusable or answered; never a panic.
+    if let Ok(answer) = answer {
+        assert!(answer.points.iter().all(|p| space.contains(p)));
+    }
+}
+
+/// Two doubles each one floating-point step wide: four points, all taken. With nothing running
+/// the engine must say it is exhausted rather than answer nothing (the driver treats an empty,
+/// non-exhausted answer with nothing running as an engine failure).
+#[test]
+fn a_space_of_a_few_float_steps_ends_exhausted_once_every_point_is_taken() {
+    let next = f64::from_bits(1.0f64.to_bits() + 1);
+    let space = box_space(&[(1.0, next), (1.0, next)]);
+    let engine = engine(RestartStrategy::None);
+    let mut history = Vec::new();
+    let mut state: Option<Json> = None;
+    for _ in 0..20 {
+        let answer = call(&engine, &space, &history, &[], 3, state.as_ref());
+        for point in &answer.points {
+            assert!(
+                !history.iter().any(|t: &CompletedTrial| &t.point == point),
+                "a repeat: {point:?}"
+            );
+        }
+        if answer.points.is_empty() {
+            assert!(answer.exhausted, "no point, nothing running, not exhausted");
+            return;
+        }
+        history.extend(answer.points.into_iter().map(|point| CompletedTrial {
+            point,
+            loss: Some(0.0),
+        }));
+        state = Some(answer.state);
+    }
+    panic!("never ran out of points: {} trials", history.len());
+}
