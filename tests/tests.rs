@@ -4,6 +4,7 @@
 mod fixture;
 
 mod collector;
+mod controller_binary;
 mod controller_e2e;
 mod digits;
 mod early_stopping;
