@@ -202,6 +202,41 @@ fn owen_scramble(x: u64, seed: u64) -> u64 {
     out
 }
 
+/// Up to `count` space-filling points for a model-based engine's start-up (the Sobol sequence, or
+/// random search for spaces wider than [`MAX_DIMENSIONS`]), none of them taken by the request's
+/// history and pending trials or by `batch` (the points this call already chose). The sequence
+/// continues from `*index`, which is advanced, so an engine keeps one number in its state.
+pub(crate) fn space_filling_points(
+    request: &SuggestRequest<'_>,
+    batch: &[crate::space::Point],
+    index: &mut u64,
+    count: usize,
+) -> Result<Vec<crate::space::Point>, EngineError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let space = request.space;
+    let pending: Vec<crate::space::Point> = request.pending.iter().chain(batch).cloned().collect();
+    let (engine, key): (&dyn Engine, &str) = if space.dims() <= MAX_DIMENSIONS {
+        (&SobolEngine, "index")
+    } else {
+        (&crate::random::RandomEngine, "draws")
+    };
+    let state = serde_json::json!({ key: *index });
+    let answer = engine.suggest(&SuggestRequest {
+        space,
+        history: request.history,
+        pending: &pending,
+        count,
+        seed: request.seed,
+        state: Some(&state),
+    })?;
+    if let Some(next) = answer.state.get(key).and_then(serde_json::Value::as_u64) {
+        *index = next;
+    }
+    Ok(answer.points)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

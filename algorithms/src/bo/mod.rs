@@ -105,8 +105,6 @@ mod benchmarks;
 #[cfg(test)]
 mod tests;
 
-use serde_json::json;
-
 use self::acquisition::Score;
 use self::cache::FactorCache;
 use self::encoding::Encoder;
@@ -117,9 +115,8 @@ use self::state::{HEDGE_MEMBERS, SavedState};
 use self::training::{MAX_FIT_POINTS, Training};
 use crate::counter_state::trials_so_far;
 use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
-use crate::random::RandomEngine;
 use crate::seeding::{mix64, stream_rng, unit_f64};
-use crate::sobol::{self, SobolEngine};
+use crate::sobol;
 use crate::space::Point;
 use crate::taken::TakenPoints;
 
@@ -326,35 +323,9 @@ impl Call<'_, '_> {
     /// Adds up to `count` points of the Sobol sequence (random search for spaces too wide for
     /// it), skipping taken ones.
     fn space_filling(&mut self, count: usize) -> Result<(), EngineError> {
-        if count == 0 {
-            return Ok(());
-        }
-        let space = self.request.space;
-        let pending: Vec<Point> = self
-            .request
-            .pending
-            .iter()
-            .chain(&self.points)
-            .cloned()
-            .collect();
-        let (engine, key): (&dyn Engine, &str) = if space.dims() <= sobol::MAX_DIMENSIONS {
-            (&SobolEngine, "index")
-        } else {
-            (&RandomEngine, "draws")
-        };
-        let state = json!({ key: self.sobol_index });
-        let answer = engine.suggest(&SuggestRequest {
-            space,
-            history: self.request.history,
-            pending: &pending,
-            count,
-            seed: self.request.seed,
-            state: Some(&state),
-        })?;
-        if let Some(next) = answer.state.get(key).and_then(serde_json::Value::as_u64) {
-            self.sobol_index = next;
-        }
-        for point in answer.points {
+        let points =
+            sobol::space_filling_points(self.request, &self.points, &mut self.sobol_index, count)?;
+        for point in points {
             self.taken.take(&point);
             self.points.push(point);
         }

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::engine::CompletedTrial;
+use crate::sobol::SobolEngine;
 use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
 use crate::test_support::{
     SEED, choices, int_range, space, space_2x3, uniform_double, unit_square,

@@ -92,15 +92,12 @@ mod tests;
 
 use std::collections::HashMap;
 
-use serde_json::json;
-
 use self::state::{Regime, SavedRun, SavedState};
 use self::strategy::{Constants, Eigen, SearchDistribution};
 use crate::counter_state::trials_so_far;
 use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
-use crate::random::RandomEngine;
 use crate::seeding::{below, stream_rng, unit_f64};
-use crate::sobol::{self, SobolEngine};
+use crate::sobol;
 use crate::space::{Domain, Point, SearchSpace, Value};
 use crate::taken::TakenPoints;
 
@@ -481,32 +478,9 @@ impl CmaEsEngine {
         saved: &mut SavedState,
         count: usize,
     ) -> Result<(), EngineError> {
-        let space = call.request.space;
-        let pending: Vec<Point> = call
-            .request
-            .pending
-            .iter()
-            .chain(&call.points)
-            .cloned()
-            .collect();
-        let (engine, key): (&dyn Engine, &str) = if space.dims() <= sobol::MAX_DIMENSIONS {
-            (&SobolEngine, "index")
-        } else {
-            (&RandomEngine, "draws")
-        };
-        let state = json!({ key: saved.sobol_index });
-        let answer = engine.suggest(&SuggestRequest {
-            space,
-            history: call.request.history,
-            pending: &pending,
-            count,
-            seed: call.request.seed,
-            state: Some(&state),
-        })?;
-        if let Some(next) = answer.state.get(key).and_then(serde_json::Value::as_u64) {
-            saved.sobol_index = next;
-        }
-        for point in answer.points {
+        let points =
+            sobol::space_filling_points(call.request, &call.points, &mut saved.sobol_index, count)?;
+        for point in points {
             call.taken.take(&point);
             call.points.push(point);
         }

@@ -4,6 +4,7 @@ use serde_json::Value as Json;
 
 use super::*;
 use crate::engine::CompletedTrial;
+use crate::sobol::SobolEngine;
 use crate::space::{Distribution, Parameter};
 use crate::test_functions::box_space;
 use crate::test_support::{SEED, choices, int_range, space, uniform_double};

@@ -68,14 +68,14 @@ mod parzen;
 mod tests;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use self::parzen::{Coord, Kernel, Parzen};
 use crate::counter_state::trials_so_far;
 use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
-use crate::random::RandomEngine;
+
 use crate::seeding::{stream_rng, unit_f64};
-use crate::sobol::{self, SobolEngine};
+use crate::sobol;
 use crate::space::{Domain, Point, SearchSpace};
 use crate::taken::TakenPoints;
 
@@ -342,35 +342,9 @@ impl Call<'_, '_> {
     /// Adds up to `count` points of the Sobol sequence (random search for spaces too wide for
     /// it), skipping taken ones.
     fn space_filling(&mut self, count: usize) -> Result<(), EngineError> {
-        if count == 0 {
-            return Ok(());
-        }
-        let space = self.request.space;
-        let pending: Vec<Point> = self
-            .request
-            .pending
-            .iter()
-            .chain(&self.points)
-            .cloned()
-            .collect();
-        let (engine, key): (&dyn Engine, &str) = if space.dims() <= sobol::MAX_DIMENSIONS {
-            (&SobolEngine, "index")
-        } else {
-            (&RandomEngine, "draws")
-        };
-        let state = json!({ key: self.sobol_index });
-        let answer = engine.suggest(&SuggestRequest {
-            space,
-            history: self.request.history,
-            pending: &pending,
-            count,
-            seed: self.request.seed,
-            state: Some(&state),
-        })?;
-        if let Some(next) = answer.state.get(key).and_then(Json::as_u64) {
-            self.sobol_index = next;
-        }
-        for point in answer.points {
+        let points =
+            sobol::space_filling_points(self.request, &self.points, &mut self.sobol_index, count)?;
+        for point in points {
             self.taken.take(&point);
             self.points.push(point);
         }

@@ -10,6 +10,7 @@ use super::*;
 use crate::engine::CompletedTrial;
 use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
 use crate::test_support::{SEED, choices, distinct_keys, drain, int_range, space, uniform_double};
+use serde_json::json;
 
 fn both() -> [TpeEngine; 2] {
     [
