@@ -5,6 +5,7 @@
 //! controller that restarts can ask again and lose nothing. See `ARCHITECTURE.md`.
 #![warn(missing_docs)]
 
+mod batch;
 pub mod bo;
 pub mod cmaes;
 mod counter_state;

@@ -88,6 +88,28 @@ pub(crate) fn ask(
     })
 }
 
+/// Asks `engine` for `count` points after `history` (with its losses), with `pending` running and
+/// the test seed; panics on an engine error.
+pub(crate) fn suggest_after(
+    engine: &dyn Engine,
+    space: &SearchSpace,
+    history: &[CompletedTrial],
+    pending: &[Point],
+    count: usize,
+    state: Option<&serde_json::Value>,
+) -> Suggestions {
+    engine
+        .suggest(&SuggestRequest {
+            space,
+            history,
+            pending,
+            count,
+            seed: SEED,
+            state,
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", engine.name()))
+}
+
 /// Calls `engine` in batches of `batch` like a controller would (every point stays pending) until
 /// it says exhausted; returns every point and the number of calls.
 pub(crate) fn drain(engine: &dyn Engine, space: &SearchSpace, batch: usize) -> (Vec<Point>, usize) {
@@ -263,5 +285,27 @@ mod properties {
                 prop_assert_eq!(calls, cardinality.div_ceil(batch));
             }
         }
+    }
+}
+
+/// An environment variable parsed, or `default` (the tuning harnesses' knobs).
+pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The median of `v` (NaN when empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }

@@ -18,11 +18,9 @@ use crate::controller::driver::trial_name;
 use crate::controller::policy::{self, Decision};
 use crate::runtime::kubernetes::render::render_workload;
 use crate::runtime::kubernetes::{ClusterSettings, DEFAULT_COLLECTOR_IMAGE, DEFAULT_ENDPOINT};
+use crate::spec::DEFAULT_NAMESPACE;
 use crate::spec::template::TrialIdentity;
 use crate::spec::{self, CheckedExperiment, ParameterAssignment};
-
-/// The namespace of trials whose Experiment names none (as the controller's driver does).
-pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Arguments of `sextant render`.
 #[derive(Debug, clap::Args)]

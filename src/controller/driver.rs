@@ -20,6 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::metrics;
 use super::policy::{self, Completion, Decision, TrialCounts};
 use crate::runtime::{ExitOutcome, RuntimeEvent, TrialRuntime};
+use crate::spec::DEFAULT_NAMESPACE;
 use crate::spec::template::{TrialIdentity, render_trial_spec};
 use crate::spec::{CheckedExperiment, Direction, ParameterAssignment};
 use crate::store::{ExperimentPhase, ExperimentRecord, Store, StoreError, TrialRecord, TrialState};
@@ -484,7 +485,7 @@ impl<'s, R: TrialRuntime> Driver<'s, R> {
                     .metadata
                     .namespace
                     .clone()
-                    .unwrap_or_else(|| "default".into()),
+                    .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             };
             let started = render_trial_spec(&self.checked.template, &trial.assignments, &identity)
                 .map_err(|e| e.to_string())

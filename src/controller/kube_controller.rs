@@ -47,12 +47,10 @@ use super::resume::{Prepared, prepare};
 use super::supervisor::Supervisor;
 use crate::runtime::kubernetes::render::KATIB_LABEL_EXPERIMENT;
 use crate::runtime::kubernetes::{ClusterSettings, KubernetesRuntime, ensure_collector_rbac};
+use crate::spec::DEFAULT_NAMESPACE;
 use crate::spec::crd::{Condition, ExperimentStatus, TrialResource};
 use crate::spec::{self, CheckedExperiment, Collector, ExperimentResource};
 use crate::store::{Store, StoreError};
-
-/// The namespace of an Experiment that names none.
-const DEFAULT_NAMESPACE: &str = "default";
 
 /// The finalizer every Experiment gets: its driver is stopped and its store record deleted before
 /// the Experiment goes.

@@ -23,6 +23,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Client, ResourceExt};
 
 use crate::runtime::kubernetes::runtime::{api_resource, delete_workload};
+use crate::spec::DEFAULT_NAMESPACE;
 use crate::spec::crd::TrialResource;
 use crate::store::{Store, StoreError, TrialRecord};
 
@@ -58,13 +59,15 @@ fn own_record(
     let Some(record) = store.trial(&trial.name_any())? else {
         return Ok(None);
     };
-    let namespace = trial.namespace().unwrap_or_else(|| "default".to_string());
+    let namespace = trial
+        .namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let same_namespace = store.experiment(&record.experiment)?.is_some_and(|e| {
         e.experiment
             .metadata
             .namespace
             .as_deref()
-            .unwrap_or("default")
+            .unwrap_or(DEFAULT_NAMESPACE)
             == namespace
     });
     let same_experiment = trial
@@ -87,7 +90,9 @@ pub async fn reconcile_trial(
     trial: Arc<TrialResource>,
     context: Arc<TrialContext>,
 ) -> Result<Action, kube::runtime::finalizer::Error<TrialReconcileError>> {
-    let namespace = trial.namespace().unwrap_or_else(|| "default".to_string());
+    let namespace = trial
+        .namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
     let api = Api::<TrialResource>::namespaced(context.client.clone(), &namespace);
     finalizer(&api, TRIAL_FINALIZER, trial, |event| async {
         match event {
@@ -140,6 +145,8 @@ async fn apply(
 fn cleanup(trial: &TrialResource, context: &TrialContext) -> Result<Action, TrialReconcileError> {
     if own_record(&context.store, trial)?.is_some() {
         let removed = context.store.delete_trial_observations(&trial.name_any())?;
+        // On disk before the finalizer goes: the Trial must not disappear with its points kept.
+        context.store.flush()?;
         tracing::info!(
             trial = trial.name_any(),
             "trial deleted; {removed} observation points deleted"

@@ -65,6 +65,9 @@ impl Objective {
     }
 }
 
+/// The namespace of an Experiment (and so of its trials) that names none: Kubernetes' default.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 /// The typed metrics collector.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Collector {

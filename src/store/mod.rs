@@ -416,7 +416,6 @@ impl Store {
             .scan_prefix(record.uid.to_be_bytes())
             .count();
         self.delete_observations(record.uid)?;
-        self.observations.flush()?;
         Ok(removed)
     }
 

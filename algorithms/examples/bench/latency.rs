@@ -297,12 +297,14 @@ fn latency_tables(options: &LatencyOptions, measurements: &Measurements) -> Stri
     out
 }
 
-fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> String {
-    let mut header = vec![
-        "d".to_owned(),
-        "n".to_owned(),
-        "Optuna GPSampler ms".to_owned(),
-    ];
+/// A table of `reference`'s quoted times (d, n, ms) beside each engine's p50 and its speed-up.
+fn speed_up_table(
+    options: &LatencyOptions,
+    measurements: &Measurements,
+    reference: &str,
+    quoted: &[(usize, usize, f64)],
+) -> MarkdownTable {
+    let mut header = vec!["d".to_owned(), "n".to_owned(), format!("{reference} ms")];
     header.extend(
         options
             .engines
@@ -310,7 +312,7 @@ fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> S
             .map(|e| format!("{} p50 ms (speed-up)", e.name())),
     );
     let mut table = MarkdownTable::new(header);
-    for (d, n, optuna_ms) in OPTUNA_GP_MS {
+    for &(d, n, optuna_ms) in quoted {
         let mut row = vec![d.to_string(), n.to_string(), format_ms(optuna_ms)];
         for &engine in &options.engines {
             let cell = measurements.cell(engine, d, n);
@@ -321,6 +323,11 @@ fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> S
         }
         table.push(row);
     }
+    table
+}
+
+fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> String {
+    let table = speed_up_table(options, measurements, "Optuna GPSampler", &OPTUNA_GP_MS);
     let mut out = format!(
         "## Against Optuna GPSampler (issue figures, not measured here)\n\n{}\n\
          Targets for `{}`: p50 ≤ {} ms at n = {}, d = {}; p50 ≤ {} ms at n = {}, d = {}; at least \
@@ -353,25 +360,7 @@ fn optuna_comparison(options: &LatencyOptions, measurements: &Measurements) -> S
 
 /// Issue 7's Optuna TPE times beside each engine's p50, and the TPE target's verdicts.
 fn optuna_tpe_comparison(options: &LatencyOptions, measurements: &Measurements) -> String {
-    let mut header = vec!["d".to_owned(), "n".to_owned(), "Optuna TPE ms".to_owned()];
-    header.extend(
-        options
-            .engines
-            .iter()
-            .map(|e| format!("{} p50 ms (speed-up)", e.name())),
-    );
-    let mut table = MarkdownTable::new(header);
-    for (d, n, optuna_ms) in OPTUNA_TPE_MS {
-        let mut row = vec![d.to_string(), n.to_string(), format_ms(optuna_ms)];
-        for &engine in &options.engines {
-            let cell = measurements.cell(engine, d, n);
-            row.push(match cell.p50_ms() {
-                Some(ms) => format!("{} ({})", format_ms(ms), format_ratio(optuna_ms / ms)),
-                None => cell.render(),
-            });
-        }
-        table.push(row);
-    }
+    let table = speed_up_table(options, measurements, "Optuna TPE", &OPTUNA_TPE_MS);
     let mut out = format!(
         "## Against Optuna TPE (issue 7 figures, not measured here)\n\n{}\n\
          Target for `tpe`: at least {TARGET_SPEED_UP}× faster than Optuna TPE at n = {}, d = {}.\n\n",

@@ -17,13 +17,7 @@ use std::time::Instant;
 use super::*;
 use crate::engine::CompletedTrial;
 use crate::test_functions::{TestFunction, box_space, coordinates, rosenbrock};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use crate::test_support::{env_or, median};
 
 type Function = TestFunction;
 
@@ -90,19 +84,6 @@ fn run(function: &Function, seed: u64, budget: usize) -> (Vec<f64>, f64) {
         state = Some(serde_json::from_slice(&bytes).unwrap());
     }
     (trace, seconds)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 #[test]

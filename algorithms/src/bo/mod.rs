@@ -113,12 +113,11 @@ use self::kernel::Hyper;
 use self::optimize::{Scored, Search};
 use self::state::{HEDGE_MEMBERS, SavedState};
 use self::training::{MAX_FIT_POINTS, Training};
+use crate::batch::Batch as Call;
 use crate::counter_state::trials_so_far;
 use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
 use crate::seeding::{mix64, stream_rng, unit_f64};
-use crate::sobol;
 use crate::space::Point;
-use crate::taken::TakenPoints;
 
 /// The acquisition function (Katib/scikit-optimize `acq_func`, plus `LogEI`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,12 +267,7 @@ impl Engine for BayesOptEngine {
     fn suggest(&self, request: &SuggestRequest<'_>) -> Result<Suggestions, EngineError> {
         let mut saved = SavedState::read(request.state)?;
         let so_far = trials_so_far(request);
-        let mut call = Call {
-            request,
-            taken: TakenPoints::of_request(request),
-            points: Vec::new(),
-            sobol_index: saved.sobol_index.unwrap_or(so_far),
-        };
+        let mut call = Call::new(request, saved.sobol_index.unwrap_or(so_far));
         let initial =
             usize::try_from((self.settings.n_initial_points as u64).saturating_sub(so_far))
                 .unwrap_or(usize::MAX)
@@ -308,32 +302,6 @@ impl Engine for BayesOptEngine {
             points: call.points,
             state: saved.to_json(),
         })
-    }
-}
-
-/// One call in progress.
-struct Call<'r, 'a> {
-    request: &'r SuggestRequest<'a>,
-    taken: TakenPoints<'a>,
-    points: Vec<Point>,
-    sobol_index: u64,
-}
-
-impl Call<'_, '_> {
-    /// Adds up to `count` points of the Sobol sequence (random search for spaces too wide for
-    /// it), skipping taken ones.
-    fn space_filling(&mut self, count: usize) -> Result<(), EngineError> {
-        let points =
-            sobol::space_filling_points(self.request, &self.points, &mut self.sobol_index, count)?;
-        for point in points {
-            self.taken.take(&point);
-            self.points.push(point);
-        }
-        Ok(())
-    }
-
-    fn so_far(&self) -> u64 {
-        trials_so_far(self.request)
     }
 }
 
@@ -404,7 +372,7 @@ impl BayesOptEngine {
             .clamp(MIN_CANDIDATES, MAX_CANDIDATES);
         let mut proposals_saved = false;
         while call.points.len() < request.count && !call.taken.is_full() {
-            let draw = call.so_far().wrapping_add(call.points.len() as u64);
+            let draw = trials_so_far(call.request).wrapping_add(call.points.len() as u64);
             let mut candidates = sobol_units(
                 space.dims(),
                 mix64(request.seed ^ mix64(CANDIDATE_STREAM ^ mix64(draw))),

@@ -15,13 +15,7 @@
 use super::*;
 use crate::engine::CompletedTrial;
 use crate::test_functions::{TestFunction, coordinates};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use crate::test_support::{env_or, median};
 
 fn settings(dims: usize) -> CmaEsSettings {
     let restart_strategy = match std::env::var("CMA_RESTART").unwrap_or_default().as_str() {
@@ -118,16 +112,6 @@ fn run(function: TestFunction, seed: u64, budget: usize, batch: usize) -> Vec<f6
         state = Some(serde_json::from_slice(&bytes).unwrap());
     }
     trace
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 #[test]

@@ -7,33 +7,13 @@ use crate::engine::CompletedTrial;
 use crate::sobol::SobolEngine;
 use crate::space::{Distribution, Parameter};
 use crate::test_functions::box_space;
-use crate::test_support::{SEED, choices, int_range, space, uniform_double};
+use crate::test_support::{SEED, choices, int_range, space, suggest_after as call, uniform_double};
 
 fn engine(restart_strategy: RestartStrategy) -> CmaEsEngine {
     CmaEsEngine::new(CmaEsSettings {
         restart_strategy,
         ..CmaEsSettings::default()
     })
-}
-
-fn call(
-    engine: &CmaEsEngine,
-    space: &SearchSpace,
-    history: &[CompletedTrial],
-    pending: &[Point],
-    count: usize,
-    state: Option<&Json>,
-) -> Suggestions {
-    engine
-        .suggest(&SuggestRequest {
-            space,
-            history,
-            pending,
-            count,
-            seed: SEED,
-            state,
-        })
-        .unwrap()
 }
 
 /// The state as the controller keeps it: JSON bytes and back.

@@ -74,10 +74,9 @@ use self::parzen::{Coord, Kernel, Parzen};
 use crate::counter_state::trials_so_far;
 use crate::engine::{Engine, EngineError, SuggestRequest, Suggestions};
 
+use crate::batch::Batch as Call;
 use crate::seeding::{stream_rng, unit_f64};
-use crate::sobol;
 use crate::space::{Domain, Point, SearchSpace};
-use crate::taken::TakenPoints;
 
 /// How many of the `n` finished trials form the good group.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -288,12 +287,7 @@ impl Engine for TpeEngine {
     fn suggest(&self, request: &SuggestRequest<'_>) -> Result<Suggestions, EngineError> {
         let so_far = trials_so_far(request);
         let sobol_index = self.read_state(request.state)?.unwrap_or(so_far);
-        let mut call = Call {
-            request,
-            taken: TakenPoints::of_request(request),
-            points: Vec::new(),
-            sobol_index,
-        };
+        let mut call = Call::new(request, sobol_index);
         let startup =
             usize::try_from((self.settings.n_startup_trials as u64).saturating_sub(so_far))
                 .unwrap_or(usize::MAX)
@@ -327,28 +321,6 @@ impl Engine for TpeEngine {
             points: call.points,
             state: serde_json::to_value(state).unwrap_or(Json::Null),
         })
-    }
-}
-
-/// One call in progress.
-struct Call<'r, 'a> {
-    request: &'r SuggestRequest<'a>,
-    taken: TakenPoints<'a>,
-    points: Vec<Point>,
-    sobol_index: u64,
-}
-
-impl Call<'_, '_> {
-    /// Adds up to `count` points of the Sobol sequence (random search for spaces too wide for
-    /// it), skipping taken ones.
-    fn space_filling(&mut self, count: usize) -> Result<(), EngineError> {
-        let points =
-            sobol::space_filling_points(self.request, &self.points, &mut self.sobol_index, count)?;
-        for point in points {
-            self.taken.take(&point);
-            self.points.push(point);
-        }
-        Ok(())
     }
 }
 

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::engine::CompletedTrial;
 use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
-use crate::test_support::{SEED, choices, distinct_keys, drain, int_range, space, uniform_double};
+use crate::test_support::{
+    SEED, choices, distinct_keys, drain, int_range, space, suggest_after as ask, uniform_double,
+};
 use serde_json::json;
 
 fn both() -> [TpeEngine; 2] {
@@ -17,26 +19,6 @@ fn both() -> [TpeEngine; 2] {
         TpeEngine::new(TpeSettings::default()),
         TpeEngine::multivariate(TpeSettings::multivariate_default()),
     ]
-}
-
-fn ask(
-    engine: &TpeEngine,
-    space: &SearchSpace,
-    history: &[CompletedTrial],
-    pending: &[Point],
-    count: usize,
-    state: Option<&Json>,
-) -> Suggestions {
-    engine
-        .suggest(&SuggestRequest {
-            space,
-            history,
-            pending,
-            count,
-            seed: SEED,
-            state,
-        })
-        .unwrap()
 }
 
 /// A bowl in the unit coordinates, lowest at 0.3.

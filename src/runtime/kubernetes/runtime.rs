@@ -30,13 +30,11 @@ use super::render::{TOKEN_SECRET_KEY, token_secret_name};
 use super::{ClusterSettings, Conditions, render_workload, workload_outcome};
 use crate::controller::kube_status::{trial_resource, workload_owner_reference};
 use crate::runtime::{ExitOutcome, RuntimeEvent, StartError, StartedTrial, TrialRuntime};
+use crate::spec::DEFAULT_NAMESPACE;
 use crate::spec::crd::TrialResource;
 use crate::spec::template::TrialIdentity;
 use crate::spec::{CheckedExperiment, ExperimentResource};
 use crate::store::TrialRecord;
-
-/// The namespace of an Experiment that names none (Kubernetes' default).
-const DEFAULT_NAMESPACE: &str = "default";
 
 /// Runs an experiment's trials as Kubernetes workloads.
 pub struct KubernetesRuntime {
